@@ -1,0 +1,256 @@
+// relu_ext: the op schemas, the argument checks and layout work shared by both devices, and the CPU entry points.
+#include <Python.h>
+
+#include <ATen/MemoryOverlap.h>
+#include <ATen/Version.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_strided.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <numeric>
+#include <vector>
+
+#include "relu.h"
+
+namespace relu_ext {
+
+// ---------------------------------------------------------------------------------------------------------------
+// Checks
+
+static const char* kSupportedDtypes = "float32, float64, float16, bfloat16, int8, uint8, int16, int32 and int64";
+
+void check_relu_input(const at::Tensor& self, const char* op) {
+  TORCH_CHECK(self.defined(), "relu_ext.", op, ": got an undefined tensor; pass a tensor");
+  const auto dtype = self.scalar_type();
+  // NotImplementedError for every dtype torch.relu rejects, as torch.relu raises.
+  TORCH_CHECK_NOT_IMPLEMENTED(dtype != at::kBool, "relu_ext.", op,
+                              ": Boolean inputs not supported for relu (as in torch.relu); "
+                              "convert first, e.g. x.to(torch.uint8)");
+  TORCH_CHECK_NOT_IMPLEMENTED(!at::isComplexType(dtype), "relu_ext.", op, ": relu is not defined for complex tensors ",
+                              "(got ", dtype, ", as torch.relu refuses them); apply it to x.real and x.imag, or to ",
+                              "torch.view_as_real(x)");
+  bool supported = false;
+  switch (dtype) {
+    case at::kFloat: case at::kDouble: case at::kHalf: case at::kBFloat16:
+    case at::kChar: case at::kByte: case at::kShort: case at::kInt: case at::kLong:
+      supported = true;
+      break;
+    default:
+      break;
+  }
+  TORCH_CHECK_NOT_IMPLEMENTED(supported, "relu_ext.", op, ": dtype ", dtype, " is not supported (torch.relu does not ",
+                              "support it either); supported dtypes: ", kSupportedDtypes,
+                              ". Convert first, e.g. x.to(torch.float32)");
+  TORCH_CHECK(self.layout() == at::kStrided, "relu_ext.", op, ": only strided (dense) tensors are supported, got ",
+              self.layout(), "; call .to_dense() first");
+}
+
+void check_no_internal_overlap(const at::Tensor& self) {
+  // torch's own words for the same mistake, checked before anything is written.
+  TORCH_CHECK(at::has_internal_overlap(self) != at::MemOverlap::Yes,
+              "unsupported operation: more than one element of the written-to tensor refers to a single memory "
+              "location. Please clone() the tensor before performing the operation.");
+}
+
+void check_relu_backward_inputs(const at::Tensor& grad_output, const at::Tensor& result) {
+  check_relu_input(grad_output, "relu_backward (grad_output)");
+  check_relu_input(result, "relu_backward (result)");
+  TORCH_CHECK(grad_output.sizes() == result.sizes(), "relu_ext.relu_backward: grad_output has shape ",
+              grad_output.sizes(), " but result has shape ", result.sizes(),
+              "; they must match (grad_output is the gradient of relu's output, result is that output)");
+  TORCH_CHECK(grad_output.scalar_type() == result.scalar_type(), "relu_ext.relu_backward: grad_output has dtype ",
+              grad_output.scalar_type(), " but result has dtype ", result.scalar_type(),
+              "; they must match: convert grad_output with .to(result.dtype)");
+  TORCH_CHECK(grad_output.device() == result.device(), "relu_ext.relu_backward: grad_output is on ",
+              grad_output.device(), " but result is on ", result.device(),
+              "; they must be on the same device: move one with .to(other.device)");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Layout
+
+at::Tensor empty_like_elementwise(std::initializer_list<const at::Tensor*> inputs) {
+  const at::Tensor& first = **inputs.begin();
+  const auto sizes = first.sizes();
+  const auto options = first.options();
+  // TensorIterator's fast paths, in its order.
+  if (std::all_of(inputs.begin(), inputs.end(), [](const at::Tensor* t) { return t->is_contiguous(); })) {
+    return at::empty(sizes, options);
+  }
+  if (std::all_of(inputs.begin(), inputs.end(),
+                  [](const at::Tensor* t) { return t->is_contiguous(at::MemoryFormat::ChannelsLast); })) {
+    return at::empty(sizes, options.memory_format(at::MemoryFormat::ChannelsLast));
+  }
+  if (std::all_of(inputs.begin(), inputs.end(), [&](const at::Tensor* t) {
+        return t->is_non_overlapping_and_dense() && t->strides() == first.strides();
+      })) {
+    return at::empty_strided(sizes, first.strides(), options);
+  }
+  // Otherwise dense in the inputs' order of dims: TensorIterator's insertion sort, where the first input whose
+  // strides differ decides, broadcast (stride 0) dims are skipped, and equal strides put the smaller dim inside.
+  const int64_t ndim = first.dim();
+  std::vector<int64_t> perm(ndim);  // perm[0] is the innermost dim
+  for (int64_t i = 0; i < ndim; ++i) perm[i] = ndim - 1 - i;
+  auto should_swap = [&](int64_t dim0, int64_t dim1) {
+    for (const at::Tensor* t : inputs) {
+      const int64_t s0 = t->stride(dim0), s1 = t->stride(dim1);
+      if (s0 == 0 || s1 == 0) continue;
+      if (s0 != s1) return s0 < s1 ? -1 : 1;
+      if (sizes[dim0] > sizes[dim1]) return 1;
+    }
+    return 0;
+  };
+  for (int64_t i = 1; i < ndim; ++i) {
+    int64_t dim1 = i;
+    for (int64_t dim0 = i - 1; dim0 >= 0; --dim0) {
+      const int cmp = should_swap(perm[dim0], perm[dim1]);
+      if (cmp > 0) {
+        std::swap(perm[dim0], perm[dim1]);
+        dim1 = dim0;
+      } else if (cmp < 0) {
+        break;
+      }
+    }
+  }
+  std::vector<int64_t> strides(ndim);
+  int64_t next = 1;
+  for (int64_t i = 0; i < ndim; ++i) {
+    strides[perm[i]] = next;
+    next *= sizes[perm[i]];
+  }
+  return at::empty_strided(sizes, strides, options);
+}
+
+ElementwisePlan make_plan(std::initializer_list<const at::Tensor*> operands) {
+  ElementwisePlan p{};
+  p.ntensors = static_cast<int>(operands.size());
+  TORCH_INTERNAL_ASSERT(p.ntensors <= 3);
+  const at::Tensor& out = **operands.begin();
+  p.numel = out.numel();
+  int k = 0;
+  for (const at::Tensor* t : operands) p.data[k++] = const_cast<void*>(t->const_data_ptr());
+
+  // Innermost first: ascending strides of the written tensor, ties broken by the inputs'.
+  std::vector<int64_t> dims;
+  for (int64_t d = 0; d < out.dim(); ++d) {
+    if (out.size(d) != 1) dims.push_back(d);
+  }
+  std::stable_sort(dims.begin(), dims.end(), [&](int64_t a, int64_t b) {
+    for (const at::Tensor* t : operands) {
+      if (t->stride(a) != t->stride(b)) return t->stride(a) < t->stride(b);
+    }
+    return false;
+  });
+
+  p.ndim = 0;
+  for (int64_t d : dims) {
+    if (p.ndim > 0) {
+      bool mergeable = true;
+      k = 0;
+      for (const at::Tensor* t : operands) {
+        mergeable &= p.strides[k][p.ndim - 1] * p.sizes[p.ndim - 1] == t->stride(d);
+        ++k;
+      }
+      if (mergeable) {
+        p.sizes[p.ndim - 1] *= out.size(d);
+        continue;
+      }
+    }
+    TORCH_CHECK(p.ndim < kMaxDims, "relu_ext: this tensor's layout has more than ", kMaxDims,
+                " dimensions that cannot be merged; call .contiguous() on it first");
+    p.sizes[p.ndim] = out.size(d);
+    k = 0;
+    for (const at::Tensor* t : operands) p.strides[k++][p.ndim] = t->stride(d);
+    ++p.ndim;
+  }
+  if (p.ndim == 0) {  // a 0-dim tensor or one of only size-1 dims: one element
+    p.ndim = 1;
+    p.sizes[0] = 1;
+    for (k = 0; k < p.ntensors; ++k) p.strides[k][0] = 1;
+  }
+  return p;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// CPU entry points
+
+namespace cpu {
+namespace DEFAULT {
+extern const Kernels kernels;
+}
+#if defined(__x86_64__) && defined(__GNUC__)
+namespace AVX2 {
+extern const Kernels kernels;
+}
+namespace AVX512 {
+extern const Kernels kernels;
+}
+#endif
+
+// The kernels for the instruction set torch itself uses on this CPU (ATEN_CPU_CAPABILITY can lower it).
+static const Kernels& kernels() {
+  static const Kernels& chosen = [] () -> const Kernels& {
+#if defined(__x86_64__) && defined(__GNUC__)
+    const std::string capability = at::get_cpu_capability();
+    if (capability == "AVX512") return AVX512::kernels;
+    if (capability == "AVX2") return AVX2::kernels;
+#endif
+    return DEFAULT::kernels;
+  }();
+  return chosen;
+}
+
+at::Tensor relu(const at::Tensor& self) {
+  check_relu_input(self, "relu");
+  at::Tensor out = empty_like_elementwise({&self});
+  if (out.numel() != 0) kernels().forward(make_plan({&out, &self}), self.scalar_type());
+  return out;
+}
+
+void relu_(const at::Tensor& self) {
+  check_relu_input(self, "relu_");
+  check_no_internal_overlap(self);
+  self.unsafeGetTensorImpl()->bump_version();  // as torch's in-place ops do; custom ops get no automatic bump
+  if (self.numel() != 0) kernels().forward(make_plan({&self, &self}), self.scalar_type());
+}
+
+at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor& result) {
+  check_relu_backward_inputs(grad_output, result);
+  at::Tensor grad_input = empty_like_elementwise({&result, &grad_output});
+  if (grad_input.numel() != 0) {
+    kernels().backward(make_plan({&grad_input, &grad_output, &result}), result.scalar_type());
+  }
+  return grad_input;
+}
+
+}  // namespace cpu
+
+TORCH_LIBRARY(relu_ext, m) {
+  m.def("relu(Tensor self) -> Tensor");
+  m.def("relu_(Tensor(a!) self) -> ()");
+  m.def("relu_backward(Tensor grad_output, Tensor result) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(relu_ext, CPU, m) {
+  m.impl("relu", &cpu::relu);
+  m.impl("relu_", &cpu::relu_);
+  m.impl("relu_backward", &cpu::relu_backward);
+}
+
+}  // namespace relu_ext
+
+// A Python module, so that `import relu_ext._C` loads this library (and its TORCH_LIBRARY registrations), with what
+// the build knew: relu_ext/__init__.py checks these against the torch it runs with and the sources beside it.
+extern "C" PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  PyObject* module = PyModule_Create(&module_def);
+  if (module == nullptr) return nullptr;
+  if (PyModule_AddStringConstant(module, "torch_version", RELU_EXT_TORCH_VERSION) < 0 ||
+      PyModule_AddStringConstant(module, "source_hash", RELU_EXT_SOURCE_HASH) < 0 ||
+      PyModule_AddIntConstant(module, "with_cuda", RELU_EXT_WITH_CUDA) < 0) {
+    Py_DECREF(module);
+    return nullptr;
+  }
+  return module;
+}

@@ -1,0 +1,165 @@
+// relu_ext: the CUDA kernels and their entry points. The rules per element are ReluScalar (relu.h), shared with the
+// CPU kernels; the layout work (make_plan, empty_like_elementwise) is shared too.
+#include <ATen/core/Tensor.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "relu.h"
+
+namespace relu_ext {
+namespace cuda {
+
+constexpr int kThreads = 256;
+constexpr int kUnroll = 4;                // 16-byte packs per thread per loop trip
+constexpr int64_t kMaxBlocks = 1 << 20;  // grid-stride loops cover the rest
+
+template <typename S>
+struct alignas(16) Pack {
+  static constexpr int kSize = 16 / sizeof(S);
+  S v[kSize];
+};
+
+// kInputs == 1: relu(in0); kInputs == 2: relu_backward(grad = in0, result = in1).
+template <typename T, int kInputs, typename S>
+__device__ __forceinline__ S apply(S a, S b) {
+  if constexpr (kInputs == 1) {
+    return ReluScalar<T>::forward(a);
+  } else {
+    return ReluScalar<T>::backward(a, b);
+  }
+}
+
+// Flat operands that share their offset from 16-byte alignment: the first `head` elements and the last `tail` ones
+// go one per thread, the body in 16-byte packs, kUnroll packs in flight per thread.
+template <typename T, int kInputs, typename S>
+__global__ void flat_vectorized_kernel(S* out, const S* in0, const S* in1, int64_t n, int64_t head, int64_t npacks) {
+  using P = Pack<S>;
+  const int64_t tid = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t tail_start = head + npacks * P::kSize;
+  if (tid < head + (n - tail_start)) {
+    const int64_t i = tid < head ? tid : tail_start + (tid - head);
+    out[i] = apply<T, kInputs>(in0[i], kInputs == 2 ? in1[i] : S(0));
+  }
+  P* out_p = reinterpret_cast<P*>(out + head);
+  const P* in0_p = reinterpret_cast<const P*>(in0 + head);
+  const P* in1_p = reinterpret_cast<const P*>(in1 + head);
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x * kUnroll;
+  for (int64_t base = static_cast<int64_t>(blockIdx.x) * blockDim.x * kUnroll + threadIdx.x; base < npacks;
+       base += step) {
+    P a[kUnroll], b[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t i = base + static_cast<int64_t>(u) * blockDim.x;
+      if (i < npacks) {
+        a[u] = in0_p[i];
+        if constexpr (kInputs == 2) b[u] = in1_p[i];
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t i = base + static_cast<int64_t>(u) * blockDim.x;
+      if (i < npacks) {
+        P r;
+#pragma unroll
+        for (int j = 0; j < P::kSize; ++j) r.v[j] = apply<T, kInputs>(a[u].v[j], kInputs == 2 ? b[u].v[j] : S(0));
+        out_p[i] = r;
+      }
+    }
+  }
+}
+
+// Any layout: each element's offsets come from its flat index over the plan's (merged) dims.
+template <typename T, int kInputs, typename S, typename Index>
+__global__ void strided_kernel(const ElementwisePlan p) {
+  const Index numel = static_cast<Index>(p.numel);
+  for (Index i = static_cast<Index>(blockIdx.x) * blockDim.x + threadIdx.x; i < numel;
+       i += static_cast<Index>(gridDim.x) * blockDim.x) {
+    Index rest = i;
+    Index offset[kInputs + 1] = {};
+    for (int d = 0; d < p.ndim; ++d) {
+      const Index size = static_cast<Index>(p.sizes[d]);
+      const Index index = rest % size;
+      rest /= size;
+#pragma unroll
+      for (int k = 0; k <= kInputs; ++k) offset[k] += index * static_cast<Index>(p.strides[k][d]);
+    }
+    const S a = static_cast<const S*>(p.data[1])[offset[1]];
+    const S b = kInputs == 2 ? static_cast<const S*>(p.data[2])[offset[kInputs]] : S(0);
+    static_cast<S*>(p.data[0])[offset[0]] = apply<T, kInputs>(a, b);
+  }
+}
+
+static unsigned int grid_for(int64_t work_items) {
+  return static_cast<unsigned int>(std::max<int64_t>(1, std::min(kMaxBlocks, (work_items + kThreads - 1) / kThreads)));
+}
+
+template <typename T, int kInputs>
+void launch_elementwise(const ElementwisePlan& p) {
+  using S = typename ReluScalar<T>::S;
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  bool flat = p.ndim == 1;
+  for (int k = 0; k <= kInputs; ++k) flat = flat && p.strides[k][0] == 1;
+  const auto misalignment = [&](int k) { return reinterpret_cast<uintptr_t>(p.data[k]) % 16; };
+  bool same_alignment = true;
+  for (int k = 1; k <= kInputs; ++k) same_alignment = same_alignment && misalignment(k) == misalignment(0);
+  if (flat && same_alignment) {
+    const int64_t head = std::min<int64_t>(p.numel, ((16 - misalignment(0)) % 16) / sizeof(S));
+    const int64_t npacks = (p.numel - head) / Pack<S>::kSize;
+    const int64_t loose = p.numel - npacks * Pack<S>::kSize;  // head + tail, one thread each
+    const int64_t work = std::max((npacks + kUnroll - 1) / kUnroll, loose);
+    S* out = static_cast<S*>(p.data[0]);
+    const S* in0 = static_cast<const S*>(p.data[1]);
+    const S* in1 = kInputs == 2 ? static_cast<const S*>(p.data[2]) : in0;
+    flat_vectorized_kernel<T, kInputs><<<grid_for(work), kThreads, 0, stream>>>(out, in0, in1, p.numel, head, npacks);
+  } else if (p.numel <= INT32_MAX) {
+    strided_kernel<T, kInputs, S, int32_t><<<grid_for(p.numel), kThreads, 0, stream>>>(p);
+  } else {
+    strided_kernel<T, kInputs, S, int64_t><<<grid_for(p.numel), kThreads, 0, stream>>>(p);
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+at::Tensor relu(const at::Tensor& self) {
+  check_relu_input(self, "relu");
+  const c10::cuda::CUDAGuard guard(self.device());
+  at::Tensor out = empty_like_elementwise({&self});
+  if (out.numel() == 0) return out;
+  const ElementwisePlan plan = make_plan({&out, &self});
+  dispatch_dtype(self.scalar_type(), [&](auto tag) { launch_elementwise<decltype(tag), 1>(plan); });
+  return out;
+}
+
+void relu_(const at::Tensor& self) {
+  check_relu_input(self, "relu_");
+  check_no_internal_overlap(self);
+  self.unsafeGetTensorImpl()->bump_version();  // as torch's in-place ops do; custom ops get no automatic bump
+  const c10::cuda::CUDAGuard guard(self.device());
+  if (self.numel() == 0) return;
+  const ElementwisePlan plan = make_plan({&self, &self});
+  dispatch_dtype(self.scalar_type(), [&](auto tag) { launch_elementwise<decltype(tag), 1>(plan); });
+}
+
+at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor& result) {
+  check_relu_backward_inputs(grad_output, result);
+  const c10::cuda::CUDAGuard guard(result.device());
+  at::Tensor grad_input = empty_like_elementwise({&result, &grad_output});
+  if (grad_input.numel() == 0) return grad_input;
+  const ElementwisePlan plan = make_plan({&grad_input, &grad_output, &result});
+  dispatch_dtype(result.scalar_type(), [&](auto tag) { launch_elementwise<decltype(tag), 2>(plan); });
+  return grad_input;
+}
+
+}  // namespace cuda
+
+TORCH_LIBRARY_IMPL(relu_ext, CUDA, m) {
+  m.impl("relu", &cuda::relu);
+  m.impl("relu_", &cuda::relu_);
+  m.impl("relu_backward", &cuda::relu_backward);
+}
+
+}  // namespace relu_ext

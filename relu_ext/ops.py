@@ -1,0 +1,249 @@
+"""The Python side of the relu_ext ops: fake kernels, vmap rules, autograd, and the functional API."""
+import torch
+
+from . import WITH_CUDA
+
+_relu = torch.ops.relu_ext.relu.default
+_relu_ = torch.ops.relu_ext.relu_.default
+_relu_backward = torch.ops.relu_ext.relu_backward.default
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Fake kernels: shape, dtype and strides without data, for FakeTensor, meta tensors and torch.compile.
+
+def _contiguous_strides(shape):
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
+
+
+def _is_non_overlapping_and_dense(t):
+    """c10's rule: sorted by stride, the dims of size >= 2 are laid out without gaps or overlaps."""
+    if t.is_contiguous():
+        return True
+    dims = sorted((d for d in range(t.dim()) if t.shape[d] >= 2), key=t.stride)
+    step = 1
+    for d in dims:
+        if t.stride(d) != step:
+            return False
+        step *= t.shape[d]
+    return True
+
+
+def _elementwise_strides(*inputs):
+    """The strides torch's TensorIterator gives an elementwise op's output; csrc/relu.cpp follows the same rule."""
+    first = inputs[0]
+    if all(t.is_contiguous() for t in inputs):
+        return _contiguous_strides(first.shape)
+    if all(t.is_contiguous(memory_format=torch.channels_last) for t in inputs):
+        return torch.empty(first.shape, device="meta", memory_format=torch.channels_last).stride()
+    if all(_is_non_overlapping_and_dense(t) and t.stride() == first.stride() for t in inputs):
+        return first.stride()
+    # Dense in the inputs' order of dims: the first input whose strides differ decides, broadcast (stride 0) dims
+    # are skipped, and of two equal strides the smaller dim goes inside.
+    shape, ndim = first.shape, first.dim()
+    perm = list(range(ndim - 1, -1, -1))  # perm[0] is the innermost dim
+
+    def should_swap(dim0, dim1):
+        for t in inputs:
+            s0, s1 = t.stride(dim0), t.stride(dim1)
+            if s0 == 0 or s1 == 0:
+                continue
+            if s0 != s1:
+                return -1 if s0 < s1 else 1
+            if shape[dim0] > shape[dim1]:
+                return 1
+        return 0
+
+    for i in range(1, ndim):
+        dim1 = i
+        for dim0 in range(i - 1, -1, -1):
+            cmp = should_swap(perm[dim0], perm[dim1])
+            if cmp > 0:
+                perm[dim0], perm[dim1] = perm[dim1], perm[dim0]
+                dim1 = dim0
+            elif cmp < 0:
+                break
+    strides, step = [0] * ndim, 1
+    for dim in perm:
+        strides[dim] = step
+        step *= shape[dim]
+    return tuple(strides)
+
+
+_SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16,
+                     torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64)
+
+
+def _check_dtype(t, op):
+    if t.dtype not in _SUPPORTED_DTYPES:
+        raise NotImplementedError(f"relu_ext.{op}: dtype {t.dtype} is not supported (as torch.relu does not support "
+                                  f"it); supported dtypes: {', '.join(str(d) for d in _SUPPORTED_DTYPES)}")
+
+
+@torch.library.register_fake("relu_ext::relu")
+def _relu_fake(self):
+    _check_dtype(self, "relu")
+    return self.new_empty_strided(self.shape, _elementwise_strides(self))
+
+
+@torch.library.register_fake("relu_ext::relu_")
+def _relu__fake(self):
+    _check_dtype(self, "relu_")
+
+
+@torch.library.register_fake("relu_ext::relu_backward")
+def _relu_backward_fake(grad_output, result):
+    _check_dtype(result, "relu_backward")
+    torch._check(grad_output.shape == result.shape, lambda: (
+        f"relu_ext.relu_backward: grad_output has shape {list(grad_output.shape)} but result has shape "
+        f"{list(result.shape)}; they must match"))
+    torch._check(grad_output.dtype == result.dtype, lambda: (
+        f"relu_ext.relu_backward: grad_output has dtype {grad_output.dtype} but result has dtype {result.dtype}; "
+        "they must match"))
+    return result.new_empty_strided(result.shape, _elementwise_strides(result, grad_output))
+
+
+# vmap: the ops are elementwise, so a batched tensor goes through whole, its batch dim where it is.
+def _relu_vmap(info, in_dims, self):
+    return _relu(self), in_dims[0]
+
+
+def _relu__vmap(info, in_dims, self):
+    _relu_(self)
+    return None, None
+
+
+def _relu_backward_vmap(info, in_dims, grad_output, result):
+    grad_dim, result_dim = in_dims
+    if grad_dim is None and result_dim is None:
+        return _relu_backward(grad_output, result), None
+    size = info.batch_size
+    grad_output = _with_batch_dim_first(grad_output, grad_dim, size)
+    result = _with_batch_dim_first(result, result_dim, size)
+    return _relu_backward(grad_output, result), 0
+
+
+def _with_batch_dim_first(t, dim, size):
+    return t.expand(size, *t.shape) if dim is None else t.movedim(dim, 0)
+
+
+if hasattr(torch.library, "register_vmap"):  # torch >= 2.5
+    torch.library.register_vmap("relu_ext::relu", _relu_vmap)
+    torch.library.register_vmap("relu_ext::relu_", _relu__vmap)
+    torch.library.register_vmap("relu_ext::relu_backward", _relu_backward_vmap)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Autograd
+
+class _ReLUBackward(torch.autograd.Function):
+    """relu_backward as a differentiable function, so that double backward works: its gradient with respect to
+    grad_output is relu_backward(grad, result), and with respect to result it is zero (as for threshold_backward)."""
+
+    @staticmethod
+    def forward(grad_output, result):
+        return _relu_backward(grad_output, result)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[1])
+
+    @staticmethod
+    def backward(ctx, grad):
+        (result,) = ctx.saved_tensors
+        return _ReLUBackward.apply(grad, result), None
+
+    @staticmethod
+    def vmap(info, in_dims, grad_output, result):
+        return _relu_backward_vmap(info, in_dims, grad_output, result)
+
+
+class ReLUFunction(torch.autograd.Function):
+    """relu as an autograd.Function: forward relu_ext::relu (or relu_ when inplace), backward relu_ext::relu_backward
+    on the saved output, as torch's own relu saves its output."""
+
+    @staticmethod
+    def forward(input, inplace=False):
+        if inplace:
+            _relu_(input)
+            return input
+        return _relu(input)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        if inputs[1]:
+            ctx.mark_dirty(inputs[0])
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (result,) = ctx.saved_tensors
+        return _ReLUBackward.apply(grad_output, result), None
+
+    @staticmethod
+    def vmap(info, in_dims, input, inplace=False):
+        return ReLUFunction.apply(input, inplace), in_dims[0]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Functional API, as torch.nn.functional.relu / relu_
+
+def _check_input(input, op):
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"relu_ext.{op}(): argument 'input' must be a Tensor, not {type(input).__name__}")
+    if input.is_cuda and not WITH_CUDA:
+        raise RuntimeError(f"relu_ext.{op}: got a CUDA tensor, but relu_ext was built without CUDA (no CUDA toolkit "
+                           "or no CUDA build of torch at build time). Rebuild it where nvcc is installed, with "
+                           "`RELU_EXT_CUDA=1 pip install --no-build-isolation --no-deps --force-reinstall .`")
+    if input.is_quantized:
+        raise NotImplementedError(f"relu_ext.{op}: quantized tensors are not supported (quantization in torch is "
+                                  "deprecated); call .dequantize() first, or use torch.relu")
+
+
+def _sparse_relu(input):
+    """relu maps 0 to 0, so on a sparse tensor it is relu of the stored values."""
+    if input.requires_grad and torch.is_grad_enabled():
+        raise NotImplementedError("relu_ext.relu: gradients through sparse tensors are not supported; use "
+                                  "torch.relu for sparse tensors that require grad, or call .to_dense() first")
+    if input.layout == torch.sparse_coo:
+        return torch.sparse_coo_tensor(input._indices(), _relu(input._values()), input.shape,
+                                       is_coalesced=input.is_coalesced())
+    if input.layout in (torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc):
+        return torch.sparse_compressed_tensor(*_compressed_indices(input), _relu(input.values()), input.shape,
+                                              layout=input.layout)
+    raise NotImplementedError(f"relu_ext.relu: layout {input.layout} is not supported; call .to_dense() first")
+
+
+def _compressed_indices(input):
+    if input.layout in (torch.sparse_csr, torch.sparse_bsr):
+        return input.crow_indices(), input.col_indices()
+    return input.ccol_indices(), input.row_indices()
+
+
+def relu(input, inplace=False):
+    """Like torch.nn.functional.relu: max(input, 0) elementwise, NaN and -0.0 passed through."""
+    if inplace:
+        return relu_(input)
+    _check_input(input, "relu")
+    if input.layout != torch.strided:
+        return _sparse_relu(input)
+    if input.requires_grad and torch.is_grad_enabled():
+        return ReLUFunction.apply(input, False)
+    return _relu(input)  # no graph to record: skip the autograd.Function and its Python overhead
+
+
+def relu_(input):
+    """Like torch.relu_: relu in place; returns input."""
+    _check_input(input, "relu_")
+    if input.requires_grad and torch.is_grad_enabled():
+        # torch's checks and words, made before anything is written (autograd would make them only afterwards).
+        if input.is_leaf:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+        if input._base is not None and input._base.is_leaf and input._base.requires_grad:
+            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
+        return ReLUFunction.apply(input, True)
+    _relu_(input)
+    return input
