@@ -1,14 +1,19 @@
 // relu_ext: the op schemas, the argument checks and layout work shared by both devices, and the CPU entry points.
 #include <Python.h>
 
+#include <ATen/EmptyTensor.h>
 #include <ATen/MemoryOverlap.h>
 #include <ATen/Version.h>
-#include <ATen/ops/empty.h>
 #include <ATen/ops/empty_strided.h>
+#include <c10/core/CPUAllocator.h>
+#include <c10/core/MemoryFormat.h>
+#include <c10/util/strides.h>
 #include <torch/library.h>
 
+#include <sys/mman.h>
+
 #include <algorithm>
-#include <numeric>
+#include <cstdlib>
 #include <vector>
 
 #include "relu.h"
@@ -18,7 +23,13 @@ namespace relu_ext {
 // ---------------------------------------------------------------------------------------------------------------
 // Checks
 
-static const char* kSupportedDtypes = "float32, float64, float16, bfloat16, int8, uint8, int16, int32 and int64";
+static const char* kSupportedDtypes =
+    "torch.float32, float64, float16, bfloat16, int8, uint8, int16, int32 and int64";
+
+// The name a Python user knows: "torch.complex64", not "ComplexFloat".
+static std::string dtype_name(at::ScalarType dtype) {
+  return "torch." + std::string(c10::getDtypeNames(dtype).first);
+}
 
 void check_relu_input(const at::Tensor& self, const char* op) {
   TORCH_CHECK(self.defined(), "relu_ext.", op, ": got an undefined tensor; pass a tensor");
@@ -28,7 +39,7 @@ void check_relu_input(const at::Tensor& self, const char* op) {
                               ": Boolean inputs not supported for relu (as in torch.relu); "
                               "convert first, e.g. x.to(torch.uint8)");
   TORCH_CHECK_NOT_IMPLEMENTED(!at::isComplexType(dtype), "relu_ext.", op, ": relu is not defined for complex tensors ",
-                              "(got ", dtype, ", as torch.relu refuses them); apply it to x.real and x.imag, or to ",
+                              "(got ", dtype_name(dtype), ", as torch.relu refuses them); apply it to x.real and x.imag, or to ",
                               "torch.view_as_real(x)");
   bool supported = false;
   switch (dtype) {
@@ -39,7 +50,7 @@ void check_relu_input(const at::Tensor& self, const char* op) {
     default:
       break;
   }
-  TORCH_CHECK_NOT_IMPLEMENTED(supported, "relu_ext.", op, ": dtype ", dtype, " is not supported (torch.relu does not ",
+  TORCH_CHECK_NOT_IMPLEMENTED(supported, "relu_ext.", op, ": dtype ", dtype_name(dtype), " is not supported (torch.relu does not ",
                               "support it either); supported dtypes: ", kSupportedDtypes,
                               ". Convert first, e.g. x.to(torch.float32)");
   TORCH_CHECK(self.layout() == at::kStrided, "relu_ext.", op, ": only strided (dense) tensors are supported, got ",
@@ -60,7 +71,7 @@ void check_relu_backward_inputs(const at::Tensor& grad_output, const at::Tensor&
               grad_output.sizes(), " but result has shape ", result.sizes(),
               "; they must match (grad_output is the gradient of relu's output, result is that output)");
   TORCH_CHECK(grad_output.scalar_type() == result.scalar_type(), "relu_ext.relu_backward: grad_output has dtype ",
-              grad_output.scalar_type(), " but result has dtype ", result.scalar_type(),
+              dtype_name(grad_output.scalar_type()), " but result has dtype ", dtype_name(result.scalar_type()),
               "; they must match: convert grad_output with .to(result.dtype)");
   TORCH_CHECK(grad_output.device() == result.device(), "relu_ext.relu_backward: grad_output is on ",
               grad_output.device(), " but result is on ", result.device(),
@@ -70,22 +81,46 @@ void check_relu_backward_inputs(const at::Tensor& grad_output, const at::Tensor&
 // ---------------------------------------------------------------------------------------------------------------
 // Layout
 
+// CPU outputs of this many bytes or more go on transparent huge pages: the first touch of a fresh 4 KiB page costs
+// about a microsecond here, which made torch.relu at 2^26 float32 elements mostly page faults. Measured at every size
+// (see benchmarks/results): below this, small pages were as fast.
+constexpr size_t kHugePageMinBytes = size_t(32) << 20;
+constexpr size_t kHugePageBytes = size_t(2) << 20;
+
+static at::Tensor empty_output(at::IntArrayRef sizes, at::IntArrayRef strides, const at::TensorOptions& options) {
+  if (!options.device().is_cpu()) return at::empty_strided(sizes, strides, options);
+  const size_t nbytes = at::detail::computeStorageNbytes(sizes, strides, options.dtype().itemsize());
+  if (nbytes < kHugePageMinBytes) return at::detail::empty_strided_cpu(sizes, strides, options);
+  // An ordinary, resizable CPU tensor: freed with free(), grown by the CPU allocator like any other.
+  void* data = nullptr;
+  TORCH_CHECK(posix_memalign(&data, kHugePageBytes, nbytes) == 0, "relu_ext: out of memory allocating ", nbytes,
+              " bytes");
+  madvise(data, nbytes, MADV_HUGEPAGE);  // a hint: where THP is off, this fails harmlessly and small pages are used
+  c10::Storage storage(c10::Storage::use_byte_size_t(), nbytes,
+                       c10::DataPtr(data, data, &std::free, c10::Device(c10::kCPU)), c10::GetCPUAllocator(),
+                       /*resizable=*/true);
+  at::Tensor out = at::detail::make_tensor<c10::TensorImpl>(std::move(storage), c10::DispatchKeySet(c10::DispatchKey::CPU),
+                                                            options.dtype());
+  out.unsafeGetTensorImpl()->set_sizes_and_strides(sizes, strides);
+  return out;
+}
+
 at::Tensor empty_like_elementwise(std::initializer_list<const at::Tensor*> inputs) {
   const at::Tensor& first = **inputs.begin();
   const auto sizes = first.sizes();
   const auto options = first.options();
   // TensorIterator's fast paths, in its order.
   if (std::all_of(inputs.begin(), inputs.end(), [](const at::Tensor* t) { return t->is_contiguous(); })) {
-    return at::empty(sizes, options);
+    return empty_output(sizes, c10::contiguous_strides(sizes), options);
   }
   if (std::all_of(inputs.begin(), inputs.end(),
                   [](const at::Tensor* t) { return t->is_contiguous(at::MemoryFormat::ChannelsLast); })) {
-    return at::empty(sizes, options.memory_format(at::MemoryFormat::ChannelsLast));
+    return empty_output(sizes, c10::get_channels_last_strides_2d(sizes), options);
   }
   if (std::all_of(inputs.begin(), inputs.end(), [&](const at::Tensor* t) {
         return t->is_non_overlapping_and_dense() && t->strides() == first.strides();
       })) {
-    return at::empty_strided(sizes, first.strides(), options);
+    return empty_output(sizes, first.strides(), options);
   }
   // Otherwise dense in the inputs' order of dims: TensorIterator's insertion sort, where the first input whose
   // strides differ decides, broadcast (stride 0) dims are skipped, and equal strides put the smaller dim inside.
@@ -119,7 +154,7 @@ at::Tensor empty_like_elementwise(std::initializer_list<const at::Tensor*> input
     strides[perm[i]] = next;
     next *= sizes[perm[i]];
   }
-  return at::empty_strided(sizes, strides, options);
+  return empty_output(sizes, strides, options);
 }
 
 ElementwisePlan make_plan(std::initializer_list<const at::Tensor*> operands) {
@@ -130,6 +165,19 @@ ElementwisePlan make_plan(std::initializer_list<const at::Tensor*> operands) {
   p.numel = out.numel();
   int k = 0;
   for (const at::Tensor* t : operands) p.data[k++] = const_cast<void*>(t->const_data_ptr());
+
+  // The common case first: every operand contiguous, or all dense with the same strides, is one flat run.
+  const bool all_contiguous =
+      std::all_of(operands.begin(), operands.end(), [](const at::Tensor* t) { return t->is_contiguous(); });
+  const bool all_same_dense = std::all_of(operands.begin(), operands.end(), [&](const at::Tensor* t) {
+    return t->is_non_overlapping_and_dense() && t->strides() == out.strides();
+  });
+  if (all_contiguous || all_same_dense) {
+    p.ndim = 1;
+    p.sizes[0] = std::max<int64_t>(p.numel, 1);
+    for (k = 0; k < p.ntensors; ++k) p.strides[k][0] = 1;
+    return p;
+  }
 
   // Innermost first: ascending strides of the written tensor, ties broken by the inputs'.
   std::vector<int64_t> dims;

@@ -80,7 +80,8 @@ _SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16
 def _check_dtype(t, op):
     if t.dtype not in _SUPPORTED_DTYPES:
         raise NotImplementedError(f"relu_ext.{op}: dtype {t.dtype} is not supported (as torch.relu does not support "
-                                  f"it); supported dtypes: {', '.join(str(d) for d in _SUPPORTED_DTYPES)}")
+                                  f"it); supported dtypes: {', '.join(str(d) for d in _SUPPORTED_DTYPES)}. "
+                                  "Convert first, e.g. x.to(torch.float32)")
 
 
 @torch.library.register_fake("relu_ext::relu")
@@ -103,6 +104,9 @@ def _relu_backward_fake(grad_output, result):
     torch._check(grad_output.dtype == result.dtype, lambda: (
         f"relu_ext.relu_backward: grad_output has dtype {grad_output.dtype} but result has dtype {result.dtype}; "
         "they must match"))
+    torch._check(grad_output.device == result.device, lambda: (
+        f"relu_ext.relu_backward: grad_output is on {grad_output.device} but result is on {result.device}; they "
+        "must be on the same device"))
     return result.new_empty_strided(result.shape, _elementwise_strides(result, grad_output))
 
 
@@ -137,11 +141,12 @@ if hasattr(torch.library, "register_vmap"):  # torch >= 2.5
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Autograd
+# Autograd. The ops carry their own autograd, in C++ (csrc/relu_autograd.cpp), which relu/relu_/ReLU use: a Python
+# autograd.Function costs tens of microseconds per call. ReLUFunction is the same computation as a Python Function.
 
 class _ReLUBackward(torch.autograd.Function):
-    """relu_backward as a differentiable function, so that double backward works: its gradient with respect to
-    grad_output is relu_backward(grad, result), and with respect to result it is zero (as for threshold_backward)."""
+    """relu_backward as a Python autograd.Function, for ReLUFunction's double backward under torch.func, which takes
+    no C++ autograd. Its gradient is relu_backward(grad, result) for grad_output and zero for result."""
 
     @staticmethod
     def forward(grad_output, result):
@@ -162,8 +167,9 @@ class _ReLUBackward(torch.autograd.Function):
 
 
 class ReLUFunction(torch.autograd.Function):
-    """relu as an autograd.Function: forward relu_ext::relu (or relu_ when inplace), backward relu_ext::relu_backward
-    on the saved output, as torch's own relu saves its output."""
+    """relu as an autograd.Function: forward relu_ext::relu (or relu_ when inplace), saving the output as torch's relu
+    does; backward relu_ext::relu_backward, itself differentiable, so double backward works. Works under torch.func
+    (setup_context and a vmap rule), which relu/relu_ fall back to when given torch.func's tensors."""
 
     @staticmethod
     def forward(input, inplace=False):
@@ -189,61 +195,67 @@ class ReLUFunction(torch.autograd.Function):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Functional API, as torch.nn.functional.relu / relu_
+# Functional API, as torch.nn.functional.relu / relu_. The op is called first; the checks that need Python run
+# only when it raises, so that a call costs little more than torch.relu.
 
-def _check_input(input, op):
+def _clearer_error(input, op, error):
+    """Returns the exception to raise for an input the op refused."""
     if not isinstance(input, torch.Tensor):
-        raise TypeError(f"relu_ext.{op}(): argument 'input' must be a Tensor, not {type(input).__name__}")
+        return TypeError(f"relu_ext.{op}(): argument 'input' must be a Tensor, not {type(input).__name__}")
     if input.is_cuda and not WITH_CUDA:
-        raise RuntimeError(f"relu_ext.{op}: got a CUDA tensor, but relu_ext was built without CUDA (no CUDA toolkit "
-                           "or no CUDA build of torch at build time). Rebuild it where nvcc is installed, with "
-                           "`RELU_EXT_CUDA=1 pip install --no-build-isolation --no-deps --force-reinstall .`")
+        return RuntimeError(f"relu_ext.{op}: got a CUDA tensor, but relu_ext was built without CUDA (no CUDA toolkit "
+                            "or no CUDA build of torch at build time). Rebuild it where nvcc is installed, with "
+                            "`RELU_EXT_CUDA=1 pip install --no-build-isolation --no-deps --force-reinstall .`")
     if input.is_quantized:
-        raise NotImplementedError(f"relu_ext.{op}: quantized tensors are not supported (quantization in torch is "
-                                  "deprecated); call .dequantize() first, or use torch.relu")
+        return NotImplementedError(f"relu_ext.{op}: quantized tensors are not supported (quantization in torch is "
+                                   "deprecated); call .dequantize() first, or use torch.relu")
+    if input.layout != torch.strided and op == "relu_":
+        return NotImplementedError(f"relu_ext.relu_: in-place relu of a {input.layout} tensor is not supported; "
+                                   "use relu_ext.relu(x), which returns a new sparse tensor")
+    return error
 
 
 def _sparse_relu(input):
-    """relu maps 0 to 0, so on a sparse tensor it is relu of the stored values."""
-    if input.requires_grad and torch.is_grad_enabled():
-        raise NotImplementedError("relu_ext.relu: gradients through sparse tensors are not supported; use "
-                                  "torch.relu for sparse tensors that require grad, or call .to_dense() first")
+    """relu maps 0 to 0, so on a sparse tensor it is relu of the stored values, once duplicates are summed."""
     if input.layout == torch.sparse_coo:
-        return torch.sparse_coo_tensor(input._indices(), _relu(input._values()), input.shape,
-                                       is_coalesced=input.is_coalesced())
-    if input.layout in (torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc):
-        return torch.sparse_compressed_tensor(*_compressed_indices(input), _relu(input.values()), input.shape,
-                                              layout=input.layout)
-    raise NotImplementedError(f"relu_ext.relu: layout {input.layout} is not supported; call .to_dense() first")
-
-
-def _compressed_indices(input):
+        input = input.coalesce()  # relu(a) + relu(b) is not relu(a + b)
+        return torch.sparse_coo_tensor(input._indices(), relu(input._values()), input.shape,
+                                       is_coalesced=True, check_invariants=False)
     if input.layout in (torch.sparse_csr, torch.sparse_bsr):
-        return input.crow_indices(), input.col_indices()
-    return input.ccol_indices(), input.row_indices()
+        indices = input.crow_indices(), input.col_indices()
+    elif input.layout in (torch.sparse_csc, torch.sparse_bsc):
+        indices = input.ccol_indices(), input.row_indices()
+    else:
+        raise NotImplementedError(f"relu_ext.relu: layout {input.layout} is not supported; call .to_dense() first")
+    return torch.sparse_compressed_tensor(*indices, relu(input.values()), input.shape, layout=input.layout,
+                                          check_invariants=False)
 
 
 def relu(input, inplace=False):
-    """Like torch.nn.functional.relu: max(input, 0) elementwise, NaN and -0.0 passed through."""
+    """Like torch.nn.functional.relu: max(input, 0) elementwise, NaN and -0.0 passed through; differentiable."""
     if inplace:
         return relu_(input)
-    _check_input(input, "relu")
-    if input.layout != torch.strided:
-        return _sparse_relu(input)
-    if input.requires_grad and torch.is_grad_enabled():
-        return ReLUFunction.apply(input, False)
-    return _relu(input)  # no graph to record: skip the autograd.Function and its Python overhead
+    try:
+        return _relu(input)
+    except (RuntimeError, NotImplementedError, TypeError) as error:
+        if _is_functorch_tensor(input):  # torch.func.grad & co. take Python autograd.Functions only
+            return ReLUFunction.apply(input, False)
+        if isinstance(input, torch.Tensor) and input.layout != torch.strided and not input.is_quantized:
+            return _sparse_relu(input)
+        raise _clearer_error(input, "relu", error) from None
 
 
 def relu_(input):
-    """Like torch.relu_: relu in place; returns input."""
-    _check_input(input, "relu_")
-    if input.requires_grad and torch.is_grad_enabled():
-        # torch's checks and words, made before anything is written (autograd would make them only afterwards).
-        if input.is_leaf:
-            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-        if input._base is not None and input._base.is_leaf and input._base.requires_grad:
-            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
-        return ReLUFunction.apply(input, True)
-    _relu_(input)
+    """Like torch.relu_: relu in place, returning input. Raises before writing, as torch does, on a leaf that
+    requires grad and on a tensor whose elements share memory."""
+    try:
+        _relu_(input)
+    except (RuntimeError, NotImplementedError, TypeError) as error:
+        if _is_functorch_tensor(input):
+            return ReLUFunction.apply(input, True)
+        raise _clearer_error(input, "relu_", error) from None
     return input
+
+
+def _is_functorch_tensor(input):
+    return isinstance(input, torch.Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(input)

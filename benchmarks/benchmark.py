@@ -1,0 +1,312 @@
+"""relu_ext's benchmark: first checks relu_ext against nn.ReLU bit for bit, then times it against torch.
+
+Every case runs relu_ext and its peers in the same process, one after the other, with torch.utils.benchmark
+(blocked_autorange, medians; CUDA timings synchronise). Per row: median time, GB/s (bytes read + written), the ratio
+against torch (torch's time / relu_ext's: above 1 means relu_ext is faster) and the fraction of the copy limit (a
+plain copy of the same bytes into a preallocated tensor).
+
+    python benchmarks/benchmark.py --quick                  # under a minute on a 2-core machine
+    python benchmarks/benchmark.py --json out.json --plot out.png
+    python benchmarks/benchmark.py --device cuda --sizes 20-28 --dtypes float32,bfloat16,float16
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import torch
+import torch.utils.benchmark as benchmark
+from torch import nn
+
+import relu_ext
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
+
+
+class SimpleModel(nn.Module):
+    """The seed's model; only `relu` differs between the two runs."""
+
+    def __init__(self, relu):
+        super().__init__()
+        self.layer1 = nn.Linear(10, 20)
+        self.relu = relu
+        self.layer2 = nn.Linear(20, 1)
+
+    def forward(self, x):
+        return self.layer2(self.relu(self.layer1(x)))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Verification: a fast wrong kernel is not a result.
+
+class Mismatch(SystemExit):
+    pass
+
+
+def check_equal(what, mine, theirs):
+    same = (mine.dtype == theirs.dtype and mine.shape == theirs.shape and mine.stride() == theirs.stride()
+            and torch.equal(mine.isnan(), theirs.isnan()))
+    numbers = ~mine.isnan()
+    same = same and torch.equal(mine[numbers], theirs[numbers])
+    if same and mine.dtype.is_floating_point:
+        same = torch.equal(mine[numbers].signbit(), theirs[numbers].signbit())
+    if not same:
+        raise Mismatch(f"STOP: relu_ext differs from nn.ReLU in {what}; not timing a wrong kernel. "
+                       "Rebuild relu_ext and run its tests (pytest).")
+
+
+def sample(numel, dtype, device, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(numel, generator=g)
+    special = torch.tensor([0.0, -0.0, float("nan"), float("inf"), float("-inf"), -1e-40])
+    x[: min(numel, len(special))] = special[: min(numel, len(special))]
+    return x.to(device=device, dtype=dtype)
+
+
+def verify(x):
+    """relu_ext against nn.ReLU on x: forward, in-place and backward."""
+    ref = nn.ReLU()(x)
+    check_equal(f"forward ({x.dtype}, {x.numel()} elements, {x.device})", relu_ext.ReLU()(x), ref)
+    check_equal(f"in-place forward ({x.dtype})", relu_ext.ReLU(inplace=True)(x.clone()), ref)
+    grad = torch.randn(x.shape, generator=torch.Generator().manual_seed(1)).to(x)
+    check_equal(f"backward ({x.dtype})", torch.ops.relu_ext.relu_backward(grad, ref),
+                torch.ops.aten.threshold_backward(grad, ref, 0))
+    xr = x.detach().clone().requires_grad_(x.dtype.is_floating_point)
+    if xr.requires_grad:
+        (g_mine,) = torch.autograd.grad(relu_ext.ReLU()(xr), xr, grad)
+        (g_torch,) = torch.autograd.grad(nn.ReLU()(xr), xr, grad)
+        check_equal(f"autograd backward ({x.dtype})", g_mine, g_torch)
+
+
+def verify_seed_model(device):
+    torch.manual_seed(0)
+    reference = SimpleModel(nn.ReLU()).to(device)
+    swapped = SimpleModel(relu_ext.ReLU()).to(device)
+    swapped.load_state_dict(reference.state_dict())
+    x = torch.randn(1, 10, device=device)
+    check_equal("the seed's SimpleModel forward", swapped(x), reference(x))
+    swapped(x).sum().backward()
+    reference(x).sum().backward()
+    for p, q in zip(swapped.parameters(), reference.parameters()):
+        check_equal("the seed's SimpleModel gradients", p.grad, q.grad)
+    check_equal("the seed's example", relu_ext.ReLU()(torch.tensor([[-1.0, 2.0, -0.5], [0.3, -0.8, 1.0]])),
+                nn.ReLU()(torch.tensor([[-1.0, 2.0, -0.5], [0.3, -0.8, 1.0]])))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Timing
+
+class Runner:
+    def __init__(self, args):
+        self.args = args
+        self.rows = []
+        self.measurements = []
+
+    def time(self, label, sub_label, description, stmt, env):
+        timer = benchmark.Timer(stmt=stmt, globals=env, label=label, sub_label=sub_label, description=description,
+                                num_threads=self.args.threads)
+        m = timer.blocked_autorange(min_run_time=self.args.min_run_time)
+        self.measurements.append(m)
+        return m.median
+
+    def case(self, device, op, dtype_name, numel, bytes_moved, impls, copy_time):
+        """Times each impl (relu_ext first, torch second, more peers after) and prints one row."""
+        label = f"{op} ({device})"
+        sub_label = f"{dtype_name} 2^{numel.bit_length() - 1}" if numel & (numel - 1) == 0 else f"{dtype_name} {numel}"
+        times = {name: self.time(label, sub_label, name, stmt, env) for name, (stmt, env) in impls.items()}
+        names = list(times)
+        mine, torch_time = times[names[0]], times[names[1]]
+        row = {"device": device, "op": op, "dtype": dtype_name, "numel": numel, "bytes": bytes_moved,
+               "times_s": times, "gbps": {k: bytes_moved / t / 1e9 for k, t in times.items()},
+               "ratio_vs_torch": torch_time / mine,
+               "ratios": {k: t / mine for k, t in times.items() if k != names[0]},
+               "copy_fraction": (copy_time / mine) if copy_time else None}
+        self.rows.append(row)
+        peers = "  ".join(f"{k} {fmt_time(t)} ({t / mine:.2f}x)" for k, t in times.items() if k != names[0])
+        limit = f"  {row['copy_fraction'] * 100:5.1f}% of copy" if copy_time else ""
+        print(f"{label:<28} {sub_label:<14} relu_ext {fmt_time(mine):>9} {row['gbps'][names[0]]:7.1f} GB/s  "
+              f"ratio {row['ratio_vs_torch']:5.2f}{limit}  | {peers}", flush=True)
+
+
+def fmt_time(seconds):
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def run_device(runner, device, dtypes, sizes, compile_peer, batches):
+    verify_seed_model(device)
+    compiled_relu = None
+    if compile_peer:
+        try:
+            compiled_relu = torch.compile(torch.relu, dynamic=True)
+            compiled_relu(torch.randn(1024, device=device))
+        except Exception as error:  # noqa: BLE001  (a missing compiler only drops this peer)
+            print(f"note: torch.compile(torch.relu) does not run here ({type(error).__name__}); skipping that peer")
+            compiled_relu = None
+    ext_relu, ext_relu_, ext_backward = relu_ext.relu, relu_ext.relu_, torch.ops.relu_ext.relu_backward
+    for dtype_name in dtypes:
+        dtype = DTYPES[dtype_name]
+        for exp in sizes:
+            numel = 2**exp
+            x = sample(numel, dtype, device)
+            verify(x)
+            nbytes = numel * x.element_size()
+            out = torch.empty_like(x)
+            env = {"x": x, "out": out}
+            copy_time = runner.time(f"copy ({device})", f"{dtype_name} 2^{exp}", "copy_", "out.copy_(x)", env)
+            impls = {"relu_ext": ("f(x)", dict(env, f=ext_relu)), "torch.relu": ("f(x)", dict(env, f=torch.relu)),
+                     "nn.ReLU": ("f(x)", dict(env, f=nn.ReLU()))}
+            if compiled_relu is not None:
+                impls["compile(torch.relu)"] = ("f(x)", dict(env, f=compiled_relu))
+            runner.case(device, "forward", dtype_name, numel, 2 * nbytes, impls, copy_time)
+            y = x.clone()
+            runner.case(device, "forward in-place", dtype_name, numel, 2 * nbytes,
+                        {"relu_ext": ("f(y)", {"f": ext_relu_, "y": y}),
+                         "torch.relu_": ("f(y)", {"f": torch.relu_, "y": y})}, copy_time)
+            result, grad = torch.relu(x), torch.randn(x.shape, device=device).to(dtype)
+            genv = {"g": grad, "r": result}
+            runner.case(device, "backward", dtype_name, numel, 3 * nbytes,
+                        {"relu_ext": ("f(g, r)", dict(genv, f=ext_backward)),
+                         "threshold_backward": ("f(g, r, 0)", dict(genv, f=torch.ops.aten.threshold_backward))},
+                        copy_time * 1.5)
+            del x, out, y, result, grad, env, genv, impls
+    for batch in batches:
+        steps = {}
+        for name, relu in (("relu_ext", relu_ext.ReLU()), ("nn.ReLU", nn.ReLU())):
+            torch.manual_seed(0)
+            model = SimpleModel(relu).to(device)
+            opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+            data, target = torch.randn(batch, 10, device=device), torch.randn(batch, 1, device=device)
+
+            def step(model=model, opt=opt, data=data, target=target):
+                opt.zero_grad(set_to_none=True)
+                nn.functional.mse_loss(model(data), target).backward()
+                opt.step()
+
+            steps[name] = ("step()", {"step": step})
+        runner.case(device, "SimpleModel train step", "float32", batch, 0, steps, None)
+
+
+def parse_sizes(text):
+    sizes = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        sizes += list(range(int(lo), int(hi or lo) + 1))
+    return sizes
+
+
+def machine_info(args, devices):
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {"cpu": cpu, "cpu_count": os.cpu_count(), "threads": args.threads,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "python": platform.python_version(),
+            "torch": torch.__version__, "relu_ext": relu_ext.__version__, "relu_ext_cuda": relu_ext.WITH_CUDA,
+            "platform": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "argv": sys.argv[1:], "quick": args.quick}
+    if "cuda" in devices:
+        info["gpu"] = torch.cuda.get_device_name()
+        info["cuda"] = torch.version.cuda
+    return info
+
+
+def plot(rows, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"note: --plot needs matplotlib (pip install matplotlib); no plot written to {path}")
+        return
+    panels = sorted({(r["device"], r["op"], r["dtype"]) for r in rows if r["bytes"]})
+    cols = 3
+    nrows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(6 * cols, 4 * nrows), squeeze=False)
+    for ax, (device, op, dtype) in zip(axes.flat, panels):
+        sel = sorted((r for r in rows if (r["device"], r["op"], r["dtype"]) == (device, op, dtype)),
+                     key=lambda r: r["numel"])
+        sizes = [r["numel"] for r in sel]
+        for name in sel[0]["gbps"]:
+            ax.plot(sizes, [r["gbps"][name] for r in sel], marker="o", label=name,
+                    linewidth=2.5 if name == "relu_ext" else 1.2)
+        if sel[0]["copy_fraction"]:
+            ax.plot(sizes, [r["gbps"]["relu_ext"] / r["copy_fraction"] for r in sel], "k--", label="copy limit")
+        ax.set_xscale("log", base=2)
+        ax.set_title(f"{op}, {dtype}, {device}")
+        ax.set_xlabel("elements")
+        ax.set_ylabel("GB/s (read + written)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    print(f"plot written to {path}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
+                        help="where to run (default: every device that is available)")
+    parser.add_argument("--quick", action="store_true", help="a reduced set that finishes in under a minute")
+    parser.add_argument("--sizes", help="log2 of the element counts, e.g. 10-24 or 12,16,20")
+    parser.add_argument("--dtypes", default="float32,bfloat16", help=f"comma list from {', '.join(DTYPES)}")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads for both sides")
+    parser.add_argument("--min-run-time", type=float, default=None, help="seconds per measurement")
+    parser.add_argument("--batches", default=None, help="SimpleModel batch sizes, e.g. 1,64,4096")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile(torch.relu) peer")
+    parser.add_argument("--json", help="write every row and the machine's details to this file")
+    parser.add_argument("--plot", help="write a PNG of throughput against size (needs matplotlib)")
+    args = parser.parse_args(argv)
+
+    devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
+    if "cuda" in devices and not (torch.cuda.is_available() and relu_ext.WITH_CUDA):
+        if args.device == "cuda":
+            raise SystemExit("--device cuda: no CUDA GPU here, or relu_ext was built without CUDA")
+        devices.remove("cuda")
+    if args.min_run_time is None:
+        args.min_run_time = 0.05 if args.quick else 0.3
+    dtypes = [d.strip() for d in args.dtypes.split(",")]
+    unknown = [d for d in dtypes if d not in DTYPES]
+    if unknown:
+        raise SystemExit(f"--dtypes: unknown {unknown}; choose from {list(DTYPES)}")
+    torch.set_num_threads(args.threads)
+    info = machine_info(args, devices)
+    print("relu_ext benchmark:", ", ".join(f"{k}={v}" for k, v in info.items() if k not in ("argv", "date")))
+
+    runner = Runner(args)
+    for device in devices:
+        if args.sizes:
+            sizes = parse_sizes(args.sizes)
+        elif args.quick:
+            sizes = [12, 16, 20] if device == "cpu" else [16, 20, 24]
+        else:
+            sizes = list(range(10, 25, 2)) if device == "cpu" else list(range(10, 29, 2))
+        batches = [int(b) for b in args.batches.split(",")] if args.batches else ([64] if args.quick else
+                                                                                  [1, 64, 4096])
+        print(f"\n== {device}: checked against nn.ReLU before each case; ratio = torch time / relu_ext time")
+        run_device(runner, device, dtypes, sizes, compile_peer=not args.no_compile and not args.quick,
+                   batches=batches)
+
+    print()
+    compare = benchmark.Compare(runner.measurements)
+    compare.trim_significant_figures()
+    compare.print()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": info, "rows": runner.rows}, f, indent=1)
+        print(f"results written to {args.json}")
+    if args.plot:
+        plot(runner.rows, args.plot)
+    return runner.rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""Autograd through relu_ext: gradients, double backward, in-place rules, torch.func, autocast, threads."""
+import threading
+
+import pytest
+import torch
+
+import relu_ext
+from conftest import DEVICES, FLOAT_DTYPES, assert_same, make_tensor
+
+
+def grads(fn, x, upstream):
+    x = x.detach().clone().requires_grad_()
+    out = fn(x)
+    (g,) = torch.autograd.grad(out, x, upstream)
+    return out, g
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_backward_matches_torch(device, dtype):
+    x = make_tensor((5, 67), dtype, device)
+    x.view(-1)[:4] = 0.0  # the gradient at exactly 0 is 0, as torch's
+    upstream = make_tensor((5, 67), dtype, device, seed=3)
+    for fn_ext, fn_torch in [(relu_ext.relu, torch.relu), (relu_ext.ReLU(), torch.nn.ReLU()),
+                             (relu_ext.ReLUFunction.apply, torch.relu), (torch.ops.relu_ext.relu, torch.relu)]:
+        out_ext, g_ext = grads(fn_ext, x, upstream)
+        out_torch, g_torch = grads(fn_torch, x, upstream)
+        assert_same(out_ext, out_torch)
+        assert_same(g_ext, g_torch)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_gradcheck_and_gradgradcheck(device):
+    x = torch.randn(4, 7, dtype=torch.float64, device=device)
+    x = (x + 0.05 * x.sign()).requires_grad_()  # away from the kink at 0, where finite differences mislead
+    for fn in (relu_ext.relu, torch.ops.relu_ext.relu, lambda t: relu_ext.relu(t.clone(), inplace=True)):
+        assert torch.autograd.gradcheck(fn, (x,))
+        assert torch.autograd.gradgradcheck(fn, (x,))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_double_backward_matches_torch(device):
+    x = torch.randn(6, 5, dtype=torch.float64, device=device)
+    v = torch.randn(6, 5, dtype=torch.float64, device=device)
+    results = []
+    for fn in (relu_ext.relu, torch.relu):
+        xx = x.clone().requires_grad_()
+        g = v.clone().requires_grad_()
+        (gx,) = torch.autograd.grad(fn(xx) * xx, xx, g, create_graph=True)
+        gg = torch.autograd.grad(gx.sum(), (xx, g))
+        results.append((gx, *gg))
+    for mine, theirs in zip(*results):
+        assert_same(mine.detach(), theirs.detach())
+
+
+def test_inplace_on_leaf_that_requires_grad_raises_before_writing():
+    x = torch.randn(5, requires_grad=True)
+    before = x.detach().clone()
+    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an in-place"):
+        relu_ext.relu_(x)
+    with pytest.raises(RuntimeError, match="a view of a leaf Variable that requires grad"):
+        relu_ext.relu(x[1:], inplace=True)
+    assert torch.equal(x.detach(), before)
+    with torch.no_grad():  # allowed, as for torch
+        relu_ext.relu_(x)
+    assert torch.equal(x.detach(), torch.relu(before))
+
+
+def test_inplace_returns_input_bumps_version_and_backprops_like_torch():
+    for fn in (relu_ext.relu_, torch.relu_):
+        x = torch.randn(8, dtype=torch.float64, requires_grad=True)
+        y = x * 2
+        version = y._version
+        out = fn(y)
+        assert out is y and y._version > version
+        y.sum().backward()
+        expected = torch.where(x > 0, 2.0, 0.0).double()
+        assert torch.equal(x.grad, expected)
+    plain = torch.randn(8)
+    version = plain._version
+    assert relu_ext.relu_(plain) is plain and plain._version > version
+
+
+def test_modifying_saved_output_makes_backward_raise():
+    for relu in (relu_ext.relu, torch.relu):
+        x = torch.randn(5, requires_grad=True)
+        y = relu(x)
+        y.add_(1)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            y.sum().backward()
+
+
+def test_inplace_on_overlapping_memory_raises_before_writing():
+    base = torch.tensor([-1.0, 2.0])
+    x = base[:1].expand(4)
+    with pytest.raises(RuntimeError, match="more than one element of the written-to tensor"):
+        relu_ext.relu_(x)
+    with pytest.raises(RuntimeError, match="more than one element of the written-to tensor"):
+        torch.relu_(x)
+    assert torch.equal(base, torch.tensor([-1.0, 2.0]))
+
+
+def test_torch_func_grad_vmap_jacrev():
+    x = torch.randn(4, 6, dtype=torch.float64)
+    for transform in (torch.func.grad, torch.func.jacrev):
+        f_ext = transform(lambda t: relu_ext.relu(t).sum() if transform is torch.func.grad else relu_ext.relu(t))
+        f_torch = transform(lambda t: torch.relu(t).sum() if transform is torch.func.grad else torch.relu(t))
+        assert_same(f_ext(x), f_torch(x))
+    for in_dims in (0, 1):
+        assert_same(torch.func.vmap(relu_ext.relu, in_dims=in_dims)(x), torch.func.vmap(torch.relu, in_dims=in_dims)(x))
+    per_sample = torch.func.vmap(torch.func.grad(lambda t: (relu_ext.relu(t) * t).sum()))(x)
+    expected = torch.func.vmap(torch.func.grad(lambda t: (torch.relu(t) * t).sum()))(x)
+    assert_same(per_sample, expected)
+
+
+def test_autocast_cpu_bfloat16_matches_nn_relu():
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(10, 20)
+    x = torch.randn(8, 10)
+    outs = []
+    for act in (torch.nn.ReLU(), relu_ext.ReLU()):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = act(lin(x))
+        y.float().sum().backward()
+        outs.append((y, lin.weight.grad.clone()))
+        lin.zero_grad()
+    assert outs[0][0].dtype == torch.bfloat16
+    assert_same(outs[1][0], outs[0][0])
+    assert_same(outs[1][1], outs[0][1])
+
+
+def test_threads_forward_backward_concurrently():
+    errors = []
+
+    def work(seed):
+        try:
+            for i in range(30):
+                x = torch.randn(1000 + seed * 7 + i, dtype=torch.float64, requires_grad=True)
+                y = relu_ext.relu(x)
+                (y * y).sum().backward()
+                assert torch.equal(y.detach(), torch.relu(x.detach()))
+                assert torch.equal(x.grad, torch.where(x > 0, 2 * x, 0.0).detach())
+                z = x.detach().clone()
+                relu_ext.relu_(z)
+                assert torch.equal(z, torch.relu(x.detach()))
+        except Exception as error:  # noqa: BLE001  (reported below, in the main thread)
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors

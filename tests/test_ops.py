@@ -1,0 +1,81 @@
+"""The op registrations: schemas, kernels per device, fake kernels, and torch.library.opcheck on every op."""
+import shutil
+
+import pytest
+import torch
+
+import relu_ext
+from conftest import DEVICES, DTYPES, FLOAT_DTYPES, make_tensor
+
+OPS = ["relu", "relu_", "relu_backward"]
+
+
+def test_schemas():
+    assert str(torch.ops.relu_ext.relu.default._schema) == "relu_ext::relu(Tensor self) -> Tensor"
+    assert str(torch.ops.relu_ext.relu_.default._schema) == "relu_ext::relu_(Tensor(a!) self) -> ()"
+    assert (str(torch.ops.relu_ext.relu_backward.default._schema)
+            == "relu_ext::relu_backward(Tensor grad_output, Tensor result) -> Tensor")
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_cpu_and_fake_kernels_registered(op):
+    for key in ("CPU", "Meta"):
+        assert torch._C._dispatch_has_kernel_for_dispatch_key(f"relu_ext::{op}", key), key
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_cuda_kernels_registered_when_a_toolkit_was_found(op):
+    """A machine with nvcc and a CUDA build of torch must get the CUDA kernels, GPU or not (CI relies on this)."""
+    has_cuda = torch._C._dispatch_has_kernel_for_dispatch_key(f"relu_ext::{op}", "CUDA")
+    assert has_cuda == relu_ext.WITH_CUDA
+    if shutil.which("nvcc") and torch.version.cuda:
+        assert has_cuda, "nvcc and a CUDA torch are here, but relu_ext was built without its CUDA kernels"
+
+
+def finite(shape, dtype, device):
+    """opcheck compares with NaN != NaN, so its samples hold numbers only (-0.0 and infinities included)."""
+    x = make_tensor(shape, dtype, device)
+    return x.nan_to_num(nan=-2.0, posinf=float("inf"), neginf=float("-inf")) if dtype.is_floating_point else x
+
+
+def samples(device):
+    for dtype in DTYPES:
+        for shape in [(), (0,), (7,), (4, 33), (2, 3, 4, 5)]:
+            yield finite(shape, dtype, device)
+    yield finite((2, 3, 4, 5), torch.float32, device).contiguous(memory_format=torch.channels_last)
+    yield finite((6, 8), torch.float32, device).t()
+    yield finite((6, 8), torch.float32, device)[:, ::3]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck_relu(device):
+    for x in samples(device):
+        torch.library.opcheck(torch.ops.relu_ext.relu.default, (x,))
+        if x.dtype in FLOAT_DTYPES:
+            torch.library.opcheck(torch.ops.relu_ext.relu.default, (x.clone().requires_grad_(),))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck_relu_(device):
+    for x in samples(device):
+        torch.library.opcheck(torch.ops.relu_ext.relu_.default, (x.clone(),))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck_relu_backward(device):
+    for x in samples(device):
+        if x.dtype in FLOAT_DTYPES:
+            torch.library.opcheck(torch.ops.relu_ext.relu_backward.default, (torch.ones_like(x), torch.relu(x)))
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "channels_last", "stepped"])
+def test_meta_tensors_match_real_strides(layout):
+    real = {"contiguous": torch.randn(2, 3, 4, 5), "transposed": torch.randn(2, 3, 4, 5).transpose(0, 3),
+            "channels_last": torch.randn(2, 3, 4, 5).contiguous(memory_format=torch.channels_last),
+            "stepped": torch.randn(4, 6, 5, 6).permute(1, 3, 0, 2)[::2, :, 1:, ::2]}[layout]
+    meta = torch.empty_strided(real.shape, real.stride(), device="meta")
+    out = torch.ops.relu_ext.relu(meta)
+    assert out.device.type == "meta"
+    assert out.shape == real.shape and out.stride() == torch.relu(real).stride()
+    grad = torch.ops.relu_ext.relu_backward(torch.empty_like(meta), meta)
+    assert grad.stride() == torch.ops.aten.threshold_backward(torch.empty_like(real), real, 0).stride()
