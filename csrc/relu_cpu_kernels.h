@@ -29,14 +29,62 @@ struct ReluOp : ReluScalar<T> {
   static V backward(V g, V r) { return V::blendv(g, V(S(0)), r <= V(S(0))); }
 };
 
+// float and double in one or two instructions. max(0, x) returns its second operand, x, when x is NaN and when both
+// are zeros, so NaN and -0.0 pass through. The backward keeps g where !(r <= 0): r > 0, or r is NaN.
+#if defined(CPU_CAPABILITY_AVX512)
+template <>
+inline Vectorized<float> ReluOp<float>::forward(Vectorized<float> x) { return _mm512_max_ps(_mm512_setzero_ps(), x); }
+template <>
+inline Vectorized<float> ReluOp<float>::backward(Vectorized<float> g, Vectorized<float> r) {
+  return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(r, _mm512_setzero_ps(), _CMP_NLE_UQ), g);
+}
+template <>
+inline Vectorized<double> ReluOp<double>::forward(Vectorized<double> x) {
+  return _mm512_max_pd(_mm512_setzero_pd(), x);
+}
+template <>
+inline Vectorized<double> ReluOp<double>::backward(Vectorized<double> g, Vectorized<double> r) {
+  return _mm512_maskz_mov_pd(_mm512_cmp_pd_mask(r, _mm512_setzero_pd(), _CMP_NLE_UQ), g);
+}
+#elif defined(CPU_CAPABILITY_AVX2)
+template <>
+inline Vectorized<float> ReluOp<float>::forward(Vectorized<float> x) { return _mm256_max_ps(_mm256_setzero_ps(), x); }
+template <>
+inline Vectorized<float> ReluOp<float>::backward(Vectorized<float> g, Vectorized<float> r) {
+  return _mm256_and_ps(_mm256_cmp_ps(r, _mm256_setzero_ps(), _CMP_NLE_UQ), g);
+}
+template <>
+inline Vectorized<double> ReluOp<double>::forward(Vectorized<double> x) {
+  return _mm256_max_pd(_mm256_setzero_pd(), x);
+}
+template <>
+inline Vectorized<double> ReluOp<double>::backward(Vectorized<double> g, Vectorized<double> r) {
+  return _mm256_and_pd(_mm256_cmp_pd(r, _mm256_setzero_pd(), _CMP_NLE_UQ), g);
+}
+#endif
+
 template <typename T, int16_t kNegInf>
 struct Bits16ReluOp : ReluScalar<T> {
   using S = int16_t;
   using V = Vectorized<S>;
   using ReluScalar<T>::forward;
   using ReluScalar<T>::backward;
+#if defined(CPU_CAPABILITY_AVX512)
+  // One compare per rule into a mask register, then a zeroing move.
+  static V forward(V x) {
+    const __mmask32 negative = _mm512_cmple_epi16_mask(x, _mm512_set1_epi16(kNegInf)) &
+                               _mm512_cmpneq_epi16_mask(x, _mm512_set1_epi16(INT16_MIN));
+    return _mm512_maskz_mov_epi16(~negative, x);
+  }
+  static V backward(V g, V r) {
+    const __mmask32 not_positive = _mm512_cmple_epi16_mask(r, _mm512_set1_epi16(kNegInf)) |
+                                   _mm512_cmpeq_epi16_mask(r, _mm512_setzero_si512());
+    return _mm512_maskz_mov_epi16(~not_positive, g);
+  }
+#else
   static V forward(V x) { return V::blendv(x, V(0), (x <= V(kNegInf)) & (x != V(INT16_MIN))); }
   static V backward(V g, V r) { return V::blendv(g, V(0), (r <= V(kNegInf)) | (r == V(0))); }
+#endif
 };
 template <>
 struct ReluOp<c10::Half> : Bits16ReluOp<c10::Half, ReluScalar<c10::Half>::kNegInfBits> {};

@@ -1,0 +1,61 @@
+"""The benchmark's quick path, on tiny sizes with a tiny time budget: it runs, checks before timing, and writes the
+documented JSON. No timing is asserted."""
+import importlib.util
+import json
+import os
+
+import pytest
+import torch
+
+spec = importlib.util.spec_from_file_location(
+    "benchmark", os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "benchmark.py"))
+benchmark = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(benchmark)
+
+TINY = ["--device", "cpu", "--quick", "--sizes", "10", "--dtypes", "float32,bfloat16", "--min-run-time", "0.001",
+        "--batches", "1"]
+
+
+def test_quick_run_writes_documented_json(tmp_path):
+    path = tmp_path / "out.json"
+    benchmark.main(TINY + ["--json", str(path)])
+    data = json.loads(path.read_text())
+    machine = data["machine"]
+    for key in ("cpu", "cpu_count", "threads", "torch", "relu_ext", "cpu_capability"):
+        assert key in machine, key
+    ops = {(row["op"], row["dtype"]) for row in data["rows"]}
+    assert ops == {("forward", "float32"), ("forward in-place", "float32"), ("backward", "float32"),
+                   ("forward", "bfloat16"), ("forward in-place", "bfloat16"), ("backward", "bfloat16"),
+                   ("SimpleModel train step", "float32")}
+    for row in data["rows"]:
+        for key in ("device", "numel", "bytes", "times_s", "gbps", "ratio_vs_torch", "copy_fraction"):
+            assert key in row, key
+        assert list(row["times_s"])[0] == "relu_ext" and all(t > 0 for t in row["times_s"].values())
+        assert row["ratio_vs_torch"] > 0
+
+
+def test_stops_before_timing_a_wrong_kernel(monkeypatch):
+    class WrongReLU(torch.nn.Module):
+        def __init__(self, inplace=False):
+            super().__init__()
+
+        def forward(self, x):
+            return x.abs()
+
+    monkeypatch.setattr(benchmark.relu_ext, "ReLU", WrongReLU)
+    with pytest.raises(SystemExit, match="STOP: relu_ext differs from nn.ReLU"):
+        benchmark.main(TINY)
+
+
+def test_plot_without_matplotlib_says_so(tmp_path, monkeypatch, capsys):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("no matplotlib")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    benchmark.plot([], str(tmp_path / "x.png"))
+    assert "needs matplotlib" in capsys.readouterr().out
