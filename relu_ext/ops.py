@@ -147,34 +147,13 @@ if hasattr(torch.library, "register_vmap"):  # torch >= 2.5
 
 # ----------------------------------------------------------------------------------------------------------------
 # Autograd. The ops carry their own autograd, in C++ (csrc/relu_autograd.cpp), which relu/relu_/ReLU use: a Python
-# autograd.Function costs tens of microseconds per call. ReLUFunction is the same computation as a Python Function.
-
-class _ReLUBackward(torch.autograd.Function):
-    """relu_backward as a Python autograd.Function, for ReLUFunction's double backward under torch.func, which takes
-    no C++ autograd. Its gradient is relu_backward(grad, result) for grad_output and zero for result."""
-
-    @staticmethod
-    def forward(grad_output, result):
-        return _relu_backward(grad_output, result)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[1])
-
-    @staticmethod
-    def backward(ctx, grad):
-        (result,) = ctx.saved_tensors
-        return _ReLUBackward.apply(grad, result), None
-
-    @staticmethod
-    def vmap(info, in_dims, grad_output, result):
-        return _relu_backward_vmap(info, in_dims, grad_output, result)
-
+# autograd.Function costs ~25 us per call here (setup_context-style apply() runs inspect.signature). ReLUFunction is
+# the same computation as a Python Function, for users who want one.
 
 class ReLUFunction(torch.autograd.Function):
     """relu as an autograd.Function: forward relu_ext::relu (or relu_ when inplace), saving the output as torch's relu
     does; backward relu_ext::relu_backward, itself differentiable, so double backward works. Works under torch.func
-    (setup_context and a vmap rule), which relu/relu_ fall back to when given torch.func's tensors."""
+    (setup_context and a vmap rule)."""
 
     @staticmethod
     def forward(input, inplace=False):
@@ -192,7 +171,7 @@ class ReLUFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         (result,) = ctx.saved_tensors
-        return _ReLUBackward.apply(grad_output, result), None
+        return _relu_backward(grad_output, result), None
 
     @staticmethod
     def vmap(info, in_dims, input, inplace=False):
@@ -243,8 +222,6 @@ def relu(input, inplace=False):
     try:
         return _relu(input) if _is_compiling() else _relu_entry(input)
     except (RuntimeError, NotImplementedError, TypeError) as error:
-        if _is_functorch_tensor(input):  # torch.func.grad & co. take Python autograd.Functions only
-            return ReLUFunction.apply(input, False)
         if isinstance(input, torch.Tensor) and input.layout != torch.strided and not input.is_quantized:
             return _sparse_relu(input)
         raise _clearer_error(input, "relu", error) from None
@@ -259,11 +236,6 @@ def relu_(input):
         else:
             _relu__entry(input)
     except (RuntimeError, NotImplementedError, TypeError) as error:
-        if _is_functorch_tensor(input):
-            return ReLUFunction.apply(input, True)
         raise _clearer_error(input, "relu_", error) from None
     return input
 
-
-def _is_functorch_tensor(input):
-    return isinstance(input, torch.Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(input)

@@ -100,6 +100,27 @@ def test_inplace_on_overlapping_memory_raises_before_writing():
     assert torch.equal(base, torch.tensor([-1.0, 2.0]))
 
 
+def test_inplace_on_a_view_backprops_like_torch():
+    grads = []
+    x0 = torch.randn(4, 6, dtype=torch.float64)
+    for fn in (relu_ext.relu_, torch.relu_, lambda t: relu_ext.ReLUFunction.apply(t, True)):
+        x = x0.clone().requires_grad_()
+        y = x * 1.5
+        fn(y[1:, ::2])
+        (y * torch.arange(24.0, dtype=torch.float64).view(4, 6)).sum().backward()
+        grads.append(x.grad)
+    assert_same(grads[0], grads[1])
+    assert_same(grads[2], grads[1])
+
+
+@pytest.mark.parametrize("fn", [relu_ext.relu, torch.ops.relu_ext.relu, lambda t: relu_ext.relu_(t * 1),
+                                lambda t: relu_ext.ReLUFunction.apply(t, False)])
+def test_torch_func_on_every_entry_point(fn):
+    x = torch.randn(4, 6, dtype=torch.float64)
+    assert_same(torch.func.grad(lambda t: (fn(t) * t).sum())(x), torch.func.grad(lambda t: (torch.relu(t) * t).sum())(x))
+    assert_same(torch.func.vmap(fn)(x), torch.relu(x))
+
+
 def test_torch_func_grad_vmap_jacrev():
     x = torch.randn(4, 6, dtype=torch.float64)
     for transform in (torch.func.grad, torch.func.jacrev):
