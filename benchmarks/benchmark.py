@@ -6,7 +6,7 @@ against torch (torch's time / relu_ext's: above 1 means relu_ext is faster) and 
 plain copy of the same bytes into a preallocated tensor).
 
     python benchmarks/benchmark.py --quick                  # under a minute on a 2-core machine
-    python benchmarks/benchmark.py --json out.json --plot out.png
+    python benchmarks/benchmark.py --json out.json --plot out.png --markdown out.md
     python benchmarks/benchmark.py --device cuda --sizes 20-28 --dtypes float32,bfloat16,float16
 """
 import argparse
@@ -251,6 +251,36 @@ def plot(rows, path):
     print(f"plot written to {path}")
 
 
+def markdown(info, rows):
+    """A table of ratios (torch time / relu_ext time) per op and dtype against size, and the copy-limit fractions."""
+    lines = [f"Machine: {info['cpu']}, {info['threads']} threads, {info.get('gpu', 'no GPU')}, torch {info['torch']}, "
+             f"CPU capability {info['cpu_capability']}, {info['date']}.", "",
+             "Ratio = torch's median time / relu_ext's (above 1: relu_ext is faster); in brackets, relu_ext's "
+             "throughput as a fraction of a plain copy of the same bytes in the same run.", ""]
+    for device in sorted({r["device"] for r in rows}):
+        sel = [r for r in rows if r["device"] == device and r["bytes"]]
+        sizes = sorted({r["numel"] for r in sel})
+        lines += [f"### {device}", "", "| op | dtype | peer | " + " | ".join(f"2^{n.bit_length() - 1}" for n in sizes)
+                  + " |", "|---|---|---|" + "---|" * len(sizes)]
+        for op, dtype in sorted({(r["op"], r["dtype"]) for r in sel}, key=lambda k: (k[1], k[0])):
+            cells = {r["numel"]: r for r in sel if (r["op"], r["dtype"]) == (op, dtype)}
+            peers = list(next(iter(cells.values()))["ratios"])
+            for peer in peers:
+                row = [f"{cells[n]['ratios'][peer]:.2f}" + (f" ({cells[n]['copy_fraction'] * 100:.0f}%)"
+                                                            if peer == peers[0] and cells[n]["copy_fraction"] else "")
+                       if n in cells else "" for n in sizes]
+                lines.append(f"| {op} | {dtype} | {peer} | " + " | ".join(row) + " |")
+        steps = [r for r in rows if r["device"] == device and not r["bytes"]]
+        if steps:
+            lines += ["", "| SimpleModel train step | batch | relu_ext | nn.ReLU | ratio |", "|---|---|---|---|---|"]
+            for r in steps:
+                t = r["times_s"]
+                lines.append(f"| {device} | {r['numel']} | {t['relu_ext'] * 1e6:.0f} us | {t['nn.ReLU'] * 1e6:.0f} us | "
+                             f"{r['ratio_vs_torch']:.2f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
@@ -264,6 +294,7 @@ def main(argv=None):
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile(torch.relu) peer")
     parser.add_argument("--json", help="write every row and the machine's details to this file")
     parser.add_argument("--plot", help="write a PNG of throughput against size (needs matplotlib)")
+    parser.add_argument("--markdown", help="write a Markdown table of the ratios")
     args = parser.parse_args(argv)
 
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
@@ -305,6 +336,10 @@ def main(argv=None):
         print(f"results written to {args.json}")
     if args.plot:
         plot(runner.rows, args.plot)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(markdown(info, runner.rows))
+        print(f"summary written to {args.markdown}")
     return runner.rows
 
 

@@ -82,10 +82,13 @@ void check_relu_backward_inputs(const at::Tensor& grad_output, const at::Tensor&
 // Layout
 
 // CPU outputs of this many bytes or more go on transparent huge pages: the first touch of a fresh 4 KiB page costs
-// about a microsecond here, which made torch.relu at 2^26 float32 elements mostly page faults. Measured at every size
-// (see benchmarks/results): below this, small pages were as fast.
+// about a microsecond here, which made torch.relu at 2^26 float32 elements mostly page faults. Below 32 MB, glibc
+// reuses its heap and huge pages were slower at every size measured (2^18 to 2^22 floats).
 constexpr size_t kHugePageMinBytes = size_t(32) << 20;
 constexpr size_t kHugePageBytes = size_t(2) << 20;
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14
+#endif
 
 static at::Tensor empty_output(at::IntArrayRef sizes, at::IntArrayRef strides, const at::TensorOptions& options) {
   if (!options.device().is_cpu()) return at::empty_strided(sizes, strides, options);
@@ -96,11 +99,16 @@ static at::Tensor empty_output(at::IntArrayRef sizes, at::IntArrayRef strides, c
   TORCH_CHECK(posix_memalign(&data, kHugePageBytes, nbytes) == 0, "relu_ext: out of memory allocating ", nbytes,
               " bytes");
   madvise(data, nbytes, MADV_HUGEPAGE);  // a hint: where THP is off, this fails harmlessly and small pages are used
+  // Fault the pages in here, from one thread: two threads faulting huge pages at once were at times 10x slower here
+  // (measured: 2^24 floats, 12 ms one way, 80-100 ms the other, for several calls in a row).
+  if (madvise(data, nbytes, MADV_POPULATE_WRITE) != 0) {
+    for (size_t i = 0; i < nbytes; i += kHugePageBytes) static_cast<volatile char*>(data)[i] = 0;
+  }
   c10::Storage storage(c10::Storage::use_byte_size_t(), nbytes,
                        c10::DataPtr(data, data, &std::free, c10::Device(c10::kCPU)), c10::GetCPUAllocator(),
                        /*resizable=*/true);
-  at::Tensor out = at::detail::make_tensor<c10::TensorImpl>(std::move(storage), c10::DispatchKeySet(c10::DispatchKey::CPU),
-                                                            options.dtype());
+  at::Tensor out = at::detail::make_tensor<c10::TensorImpl>(
+      std::move(storage), c10::DispatchKeySet(c10::DispatchKey::CPU), options.dtype());
   out.unsafeGetTensorImpl()->set_sizes_and_strides(sizes, strides);
   return out;
 }
@@ -109,7 +117,7 @@ at::Tensor empty_like_elementwise(std::initializer_list<const at::Tensor*> input
   const at::Tensor& first = **inputs.begin();
   const auto sizes = first.sizes();
   const auto options = first.options();
-  // TensorIterator's fast paths, in its order.
+  // The fast paths of ATen's tensor iterator, in its order.
   if (std::all_of(inputs.begin(), inputs.end(), [](const at::Tensor* t) { return t->is_contiguous(); })) {
     return empty_output(sizes, c10::contiguous_strides(sizes), options);
   }
@@ -122,7 +130,7 @@ at::Tensor empty_like_elementwise(std::initializer_list<const at::Tensor*> input
       })) {
     return empty_output(sizes, first.strides(), options);
   }
-  // Otherwise dense in the inputs' order of dims: TensorIterator's insertion sort, where the first input whose
+  // Otherwise dense in the inputs' order of dims: the tensor iterator's insertion sort, where the first input whose
   // strides differ decides, broadcast (stride 0) dims are skipped, and equal strides put the smaller dim inside.
   const int64_t ndim = first.dim();
   std::vector<int64_t> perm(ndim);  // perm[0] is the innermost dim

@@ -29,7 +29,7 @@ struct ElementwisePlan {
 // Plan for `operands` (the first is written). They must have the same shape; the caller checks.
 ElementwisePlan make_plan(std::initializer_list<const at::Tensor*> operands);
 
-// Output of an elementwise op with the layout torch's TensorIterator gives it: the inputs' strides when they share
+// Output of an elementwise op with the layout ATen's tensor iterator gives it: the inputs' strides when they share
 // a dense layout, else dense in the inputs' order of dims (so torch.relu and relu_ext.relu agree on strides).
 at::Tensor empty_like_elementwise(std::initializer_list<const at::Tensor*> inputs);
 
@@ -57,7 +57,7 @@ void dispatch_dtype(at::ScalarType dtype, F&& f) {
 
 // The element-wise rules, on the storage type S, for the CPU and CUDA kernels alike. Ordinary types compare as
 // numbers: `x < 0` is false for NaN and -0.0, so both pass through unchanged, as in torch.relu. The backward is
-// threshold_backward(grad, result, 0): 0 where result <= 0, so NaN results pass the gradient.
+// torch's threshold backward with threshold 0: 0 where result <= 0, so NaN results pass the gradient.
 template <typename T>
 struct ReluScalar {
   using S = T;
@@ -88,7 +88,7 @@ template <>
 struct ReluScalar<c10::BFloat16> : Bits16ReluScalar<static_cast<int16_t>(0xFF80)> {};
 
 namespace cpu {
-// One set per CPU capability (relu_cpu_kernels.h compiled by relu_cpu_{default,avx2,avx512}.cpp).
+// One set per CPU capability (relu_cpu.h compiled by relu_cpu_{default,avx2,avx512}.cpp).
 struct Kernels {
   void (*forward)(const ElementwisePlan& plan, at::ScalarType dtype);   // out = relu(input)
   void (*backward)(const ElementwisePlan& plan, at::ScalarType dtype);  // out = result <= 0 ? 0 : grad_output

@@ -60,7 +60,7 @@ struct ReluExtBackward : public torch::autograd::Node {
 };
 
 // relu_backward's node: its gradient is relu_backward(grad, result) for grad_output and zero for result, as
-// derivatives.yaml gives for threshold_backward. This is what makes double backward work.
+// derivatives.yaml gives for the threshold backward. This is what makes double backward work.
 struct ReluExtBackwardBackward : public torch::autograd::Node {
   torch::autograd::SavedVariable result_;
 

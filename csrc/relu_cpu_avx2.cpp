@@ -9,5 +9,5 @@
 #define __F16C__ 1
 #define CPU_CAPABILITY AVX2
 #define CPU_CAPABILITY_AVX2
-#include "relu_cpu_kernels.h"
+#include "relu_cpu.h"
 #endif

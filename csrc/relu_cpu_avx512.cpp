@@ -13,5 +13,5 @@
 #define __AVX512DQ__ 1
 #define CPU_CAPABILITY AVX512
 #define CPU_CAPABILITY_AVX512
-#include "relu_cpu_kernels.h"
+#include "relu_cpu.h"
 #endif

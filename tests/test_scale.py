@@ -20,3 +20,17 @@ def test_more_than_2_pow_31_elements(device):
     del out
     relu_ext.relu_(x)
     assert torch.equal(x, expected)
+
+
+def test_large_outputs_are_ordinary_tensors():
+    """Outputs of 32 MB and more live on huge pages; they still resize, share and free like any CPU tensor."""
+    x = torch.randn(2**23 + 3)
+    out = relu_ext.relu(x)
+    assert torch.equal(out, torch.relu(x))
+    out.resize_(2**24)  # grows through torch's CPU allocator, keeping the values
+    assert torch.equal(out[: x.numel()], torch.relu(x))
+    out.share_memory_()
+    assert out.is_shared() and torch.equal(out[: x.numel()], torch.relu(x))
+    grad = torch.ops.relu_ext.relu_backward(x, torch.relu(x))
+    assert torch.equal(grad, torch.ops.aten.threshold_backward(x, torch.relu(x), 0))
+    del out, grad
