@@ -159,7 +159,12 @@ void relu_backward_kernel(const ElementwisePlan& plan) {
     const S* result = ptr[2];
     if (stride[0] == 1 && stride[1] == 1 && stride[2] == 1) {
       int64_t i = 0;
-      for (; i + W <= n; i += W) Op::backward(V::loadu(grad + i), V::loadu(result + i)).store(out + i);
+      for (; i + 2 * W <= n; i += 2 * W) {
+        const V g0 = V::loadu(grad + i), r0 = V::loadu(result + i);
+        const V g1 = V::loadu(grad + i + W), r1 = V::loadu(result + i + W);
+        Op::backward(g0, r0).store(out + i);
+        Op::backward(g1, r1).store(out + i + W);
+      }
       for (; i < n; ++i) out[i] = Op::backward(grad[i], result[i]);
     } else if (stride[0] == 1 && stride[1] == 0 && stride[2] == 1) {
       // grad_output broadcast along the run, as the gradient of x.relu().sum() is.
