@@ -36,13 +36,17 @@ at::Tensor call_relu_backward(const at::Tensor& grad_output, const at::Tensor& r
   return op.call(grad_output, result);
 }
 
-// The node relu leaves in the graph: a plain autograd Node, as torch's own ReluBackward0 is. A
-// torch::autograd::Function here cost ~5 us more per forward and backward (its context and checks), and torch.func
-// refuses those. It saves the output, as torch's relu does: the gradient needs result <= 0, not the input.
-struct ReluExtBackward : public torch::autograd::Node {
+// The nodes relu (kInputs = 1) and relu_backward (kInputs = 2) leave in the graph: plain autograd Nodes, as torch's
+// own ReluBackward0 is. A torch::autograd::Function here cost ~5 us more per forward and backward (its context and
+// checks), and torch.func refuses those. Both have the same gradient for their first input, relu_backward(grad,
+// result) with result saved (relu saves its output, as torch's relu does: the gradient needs result <= 0, not the
+// input), and none for relu_backward's result, as derivatives.yaml gives for the threshold backward. relu_backward
+// being an op with this node is what makes double backward work.
+template <int kInputs>
+struct ReluExtNode : public torch::autograd::Node {
   torch::autograd::SavedVariable result_;
 
-  std::string name() const override { return "ReluExtBackward"; }
+  std::string name() const override { return kInputs == 1 ? "ReluExtBackward" : "ReluExtBackwardBackward"; }
 
   void release_variables() override {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -51,29 +55,7 @@ struct ReluExtBackward : public torch::autograd::Node {
 
   variable_list apply(variable_list&& grads) override {
     std::lock_guard<std::mutex> lock(mutex_);
-    variable_list grad_inputs(1);
-    if (grads[0].defined() && should_compute_output(0)) {
-      grad_inputs[0] = call_relu_backward(grads[0], result_.unpack(getptr()));  // differentiable: an op
-    }
-    return grad_inputs;
-  }
-};
-
-// relu_backward's node: its gradient is relu_backward(grad, result) for grad_output and zero for result, as
-// derivatives.yaml gives for the threshold backward. This is what makes double backward work.
-struct ReluExtBackwardBackward : public torch::autograd::Node {
-  torch::autograd::SavedVariable result_;
-
-  std::string name() const override { return "ReluExtBackwardBackward"; }
-
-  void release_variables() override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    result_.reset_data();
-  }
-
-  variable_list apply(variable_list&& grads) override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    variable_list grad_inputs(2);
+    variable_list grad_inputs(kInputs);
     if (grads[0].defined() && should_compute_output(0)) {
       grad_inputs[0] = call_relu_backward(grads[0], result_.unpack(getptr()));
     }
@@ -92,7 +74,7 @@ at::Tensor relu_autograd(const at::Tensor& self) {
     result = call_relu(self);
   }
   if (records_grad(self)) {
-    auto node = c10::make_intrusive<ReluExtBackward>();
+    auto node = c10::make_intrusive<ReluExtNode<1>>();
     node->set_next_edges(torch::autograd::collect_next_edges(self));
     torch::autograd::set_history(result, node);
     node->result_ = torch::autograd::SavedVariable(result, /*is_output=*/true);
@@ -108,9 +90,9 @@ void relu__autograd(const at::Tensor& self) {
     TORCH_CHECK(!(self.is_view() && self._base().is_leaf()),
                 "a view of a leaf Variable that requires grad is being used in an in-place operation.");
   }
-  c10::intrusive_ptr<ReluExtBackward> node;
+  c10::intrusive_ptr<ReluExtNode<1>> node;
   if (record) {
-    node = c10::make_intrusive<ReluExtBackward>();
+    node = c10::make_intrusive<ReluExtNode<1>>();
     node->set_next_edges(torch::autograd::collect_next_edges(self));
   }
   {
@@ -131,7 +113,7 @@ at::Tensor relu_backward_autograd(const at::Tensor& grad_output, const at::Tenso
     grad_input = call_relu_backward(grad_output, result);
   }
   if (records_grad(grad_output) || records_grad(result)) {
-    auto node = c10::make_intrusive<ReluExtBackwardBackward>();
+    auto node = c10::make_intrusive<ReluExtNode<2>>();
     node->set_next_edges(torch::autograd::collect_next_edges(grad_output, result));
     torch::autograd::set_history(grad_input, node);
     node->result_ = torch::autograd::SavedVariable(result, /*is_output=*/false);
