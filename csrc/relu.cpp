@@ -83,8 +83,9 @@ void check_relu_backward_inputs(const at::Tensor& grad_output, const at::Tensor&
 
 // CPU outputs of this many bytes or more go on transparent huge pages: the first touch of a fresh 4 KiB page costs
 // about a microsecond here, which made torch.relu at 2^26 float32 elements mostly page faults. Below 32 MB, glibc
-// reuses its heap and huge pages were slower at every size measured (2^18 to 2^22 floats).
-constexpr size_t kHugePageMinBytes = size_t(32) << 20;
+// reuses its heap and huge pages were slower at every size measured (2^18 to 2^22 floats); at 32 MB, faulting them
+// in from one thread (below) was slower than torch's small pages faulted by two (0.75x at 2^23 floats).
+constexpr size_t kHugePageMinBytes = size_t(64) << 20;
 constexpr size_t kHugePageBytes = size_t(2) << 20;
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23  // Linux 5.14

@@ -23,11 +23,11 @@ def test_more_than_2_pow_31_elements(device):
 
 
 def test_large_outputs_are_ordinary_tensors():
-    """Outputs of 32 MB and more live on huge pages; they still resize, share and free like any CPU tensor."""
-    x = torch.randn(2**23 + 3)
+    """Outputs of 64 MB and more live on huge pages; they still resize, share and free like any CPU tensor."""
+    x = torch.randn(2**24 + 3)
     out = relu_ext.relu(x)
     assert torch.equal(out, torch.relu(x))
-    out.resize_(2**24)  # grows through torch's CPU allocator, keeping the values
+    out.resize_(2**25)  # grows through torch's CPU allocator, keeping the values
     assert torch.equal(out[: x.numel()], torch.relu(x))
     out.share_memory_()
     assert out.is_shared() and torch.equal(out[: x.numel()], torch.relu(x))
