@@ -8,8 +8,10 @@
 #include <torch/csrc/autograd/functions/utils.h>
 #include <torch/library.h>
 
+#include <memory>
 #include <mutex>
 #include <string>
+#include <type_traits>
 
 namespace relu_ext {
 namespace {
@@ -63,6 +65,16 @@ struct ReluExtNode : public torch::autograd::Node {
   }
 };
 
+// torch >= 2.12 holds autograd nodes in c10::intrusive_ptr, older releases in std::shared_ptr.
+template <typename NodeT>
+auto make_node() {
+  if constexpr (std::is_base_of_v<c10::intrusive_ptr_target, NodeT>) {
+    return c10::make_intrusive<NodeT>();
+  } else {
+    return std::make_shared<NodeT>();
+  }
+}
+
 // Whether this call is recorded in a graph (needs a node).
 bool records_grad(const at::Tensor& t) { return t.requires_grad() && at::GradMode::is_enabled(); }
 
@@ -74,7 +86,7 @@ at::Tensor relu_autograd(const at::Tensor& self) {
     result = call_relu(self);
   }
   if (records_grad(self)) {
-    auto node = c10::make_intrusive<ReluExtNode<1>>();
+    auto node = make_node<ReluExtNode<1>>();
     node->set_next_edges(torch::autograd::collect_next_edges(self));
     torch::autograd::set_history(result, node);
     node->result_ = torch::autograd::SavedVariable(result, /*is_output=*/true);
@@ -90,9 +102,9 @@ void relu__autograd(const at::Tensor& self) {
     TORCH_CHECK(!(self.is_view() && self._base().is_leaf()),
                 "a view of a leaf Variable that requires grad is being used in an in-place operation.");
   }
-  c10::intrusive_ptr<ReluExtNode<1>> node;
+  decltype(make_node<ReluExtNode<1>>()) node;
   if (record) {
-    node = c10::make_intrusive<ReluExtNode<1>>();
+    node = make_node<ReluExtNode<1>>();
     node->set_next_edges(torch::autograd::collect_next_edges(self));
   }
   {
@@ -113,7 +125,7 @@ at::Tensor relu_backward_autograd(const at::Tensor& grad_output, const at::Tenso
     grad_input = call_relu_backward(grad_output, result);
   }
   if (records_grad(grad_output) || records_grad(result)) {
-    auto node = c10::make_intrusive<ReluExtNode<2>>();
+    auto node = make_node<ReluExtNode<2>>();
     node->set_next_edges(torch::autograd::collect_next_edges(grad_output, result));
     torch::autograd::set_history(grad_input, node);
     node->result_ = torch::autograd::SavedVariable(result, /*is_output=*/false);
