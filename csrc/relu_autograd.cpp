@@ -95,27 +95,24 @@ at::Tensor relu_autograd(const at::Tensor& self) {
 }
 
 void relu__autograd(const at::Tensor& self) {
-  const bool record = records_grad(self);
-  if (record) {
-    // torch's checks and words, made before anything is written.
-    TORCH_CHECK(!self.is_leaf(), "a leaf Variable that requires grad is being used in an in-place operation.");
-    TORCH_CHECK(!(self.is_view() && self._base().is_leaf()),
-                "a view of a leaf Variable that requires grad is being used in an in-place operation.");
+  if (!records_grad(self)) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return call_relu_(self);
   }
-  decltype(make_node<ReluExtNode<1>>()) node;
-  if (record) {
-    node = make_node<ReluExtNode<1>>();
-    node->set_next_edges(torch::autograd::collect_next_edges(self));
-  }
+  // torch's checks and words, made before anything is written.
+  TORCH_CHECK(!self.is_leaf(), "a leaf Variable that requires grad is being used in an in-place operation.");
+  TORCH_CHECK(!(self.is_view() && self._base().is_leaf()),
+              "a view of a leaf Variable that requires grad is being used in an in-place operation.");
+  auto node = make_node<ReluExtNode<1>>();
+  node->set_next_edges(torch::autograd::collect_next_edges(self));
   {
     at::AutoDispatchBelowADInplaceOrView guard;
     call_relu_(self);
   }
-  if (record) {  // self now comes out of the node (through a CopySlices when it is a view)
-    node->add_input_metadata(self);
-    torch::autograd::impl::rebase_history(self, {node, 0});
-    node->result_ = torch::autograd::SavedVariable(self, /*is_output=*/true, /*is_inplace_on_view=*/self.is_view());
-  }
+  // self now comes out of the node (through a CopySlices when it is a view)
+  node->add_input_metadata(self);
+  torch::autograd::impl::rebase_history(self, {node, 0});
+  node->result_ = torch::autograd::SavedVariable(self, /*is_output=*/true, /*is_inplace_on_view=*/self.is_view());
 }
 
 at::Tensor relu_backward_autograd(const at::Tensor& grad_output, const at::Tensor& result) {
