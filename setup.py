@@ -84,7 +84,7 @@ if toolkit:
 
 # The files compiled for one instruction set go last: where files share an inline function, the linker keeps the
 # first copy, which must be one that every CPU can run.
-sources = ["csrc/relu.cpp", "csrc/relu_autograd.cpp", "csrc/relu_cpu_default.cpp",
+sources = ["csrc/relu.cpp", "csrc/relu_autograd.cpp", "csrc/relu_python.cpp", "csrc/relu_cpu_default.cpp",
            "csrc/relu_cpu_avx2.cpp", "csrc/relu_cpu_avx512.cpp"]
 if toolkit:
     sources += sorted(glob.glob(os.path.join("csrc", "*.cu")))

@@ -1,6 +1,4 @@
 // relu_ext: the op schemas, the argument checks and layout work shared by both devices, and the CPU entry points.
-#include <Python.h>
-
 #include <ATen/EmptyTensor.h>
 #include <ATen/MemoryOverlap.h>
 #include <ATen/Version.h>
@@ -296,18 +294,3 @@ TORCH_LIBRARY_IMPL(relu_ext, CPU, m) {
 }
 
 }  // namespace relu_ext
-
-// A Python module, so that `import relu_ext._C` loads this library (and its TORCH_LIBRARY registrations), with what
-// the build knew: relu_ext/__init__.py checks these against the torch it runs with and the sources beside it.
-extern "C" PyObject* PyInit__C(void) {
-  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
-  PyObject* module = PyModule_Create(&module_def);
-  if (module == nullptr) return nullptr;
-  if (PyModule_AddStringConstant(module, "torch_version", RELU_EXT_TORCH_VERSION) < 0 ||
-      PyModule_AddStringConstant(module, "source_hash", RELU_EXT_SOURCE_HASH) < 0 ||
-      PyModule_AddIntConstant(module, "with_cuda", RELU_EXT_WITH_CUDA) < 0) {
-    Py_DECREF(module);
-    return nullptr;
-  }
-  return module;
-}

@@ -1,15 +1,17 @@
 """The Python side of the relu_ext ops: fake kernels, vmap rules, autograd, and the functional API."""
 import torch
 
-from . import WITH_CUDA
+from . import WITH_CUDA, _C
 
 _relu = torch.ops.relu_ext.relu.default
 _relu_ = torch.ops.relu_ext.relu_.default
 _relu_backward = torch.ops.relu_ext.relu_backward.default
-# The C++ entries behind the first two: OpOverload.__call__ adds ~0.4 us a call here, a quarter of torch.relu's
-# whole time at 2^12 elements. torch.compile cannot trace them, so relu/relu_ use them only outside it.
-_relu_entry = _relu._op
-_relu__entry = _relu_._op
+# relu/relu_ call these C entries (csrc/relu_python.cpp) outside torch.compile: through the OpOverload a call costs
+# ~0.4 us more here, a quarter of torch.relu's whole time at 2^12 elements. torch.compile cannot trace them, so
+# there relu/relu_ call the OpOverloads; so do the entries for tensor subclasses and torch function modes.
+_C._set_overloads(_relu, _relu_)
+_relu_entry = _C.relu
+_relu__entry = _C.relu_
 _is_compiling = torch.compiler.is_compiling
 
 

@@ -81,3 +81,108 @@ def test_meta_tensors_match_real_strides(layout):
     assert out.shape == real.shape and out.stride() == torch.relu(real).stride()
     grad = torch.ops.relu_ext.relu_backward(torch.empty_like(meta), meta)
     assert grad.stride() == torch.ops.aten.threshold_backward(torch.empty_like(real), real, 0).stride()
+
+
+# relu_ext.relu / relu_ call a C entry (csrc/relu_python.cpp) for plain tensors; everything else must reach the ops
+# exactly as through torch.ops: tensor subclasses and torch function modes get their __torch_function__, dispatch
+# modes see the op, autograd records it.
+
+def test_the_c_entry_is_what_relu_calls():
+    assert relu_ext.ops._relu_entry is relu_ext._C.relu and relu_ext.ops._relu__entry is relu_ext._C.relu_
+
+
+def test_tensor_subclass_gets_its_torch_function():
+    seen = []
+
+    class Logged(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            seen.append(func)
+            return super().__torch_function__(func, types, args, kwargs or {})
+
+    x = torch.tensor([-1.0, 2.0]).as_subclass(Logged)
+    out = relu_ext.relu(x)
+    assert type(out) is Logged and out.tolist() == [0.0, 2.0]
+    relu_ext.relu_(x)
+    ops = [f for f in seen if isinstance(f, torch._ops.OpOverload)]  # tolist() goes through it too
+    assert ops == [torch.ops.relu_ext.relu.default, torch.ops.relu_ext.relu_.default]
+
+
+def test_torch_function_mode_sees_the_calls():
+    from torch.overrides import TorchFunctionMode
+
+    class Record(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.funcs = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            self.funcs.append(func)
+            return func(*args, **(kwargs or {}))
+
+    x = torch.tensor([-1.0, 2.0])
+    with Record() as mode:
+        assert relu_ext.relu(x).tolist() == [0.0, 2.0]
+        relu_ext.relu_(x)
+    ops = [f for f in mode.funcs if isinstance(f, torch._ops.OpOverload)]  # tolist() goes through it too
+    assert ops == [torch.ops.relu_ext.relu.default, torch.ops.relu_ext.relu_.default]
+    assert x.tolist() == [0.0, 2.0]
+
+
+def test_torch_dispatch_mode_sees_the_ops():
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Record(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.funcs = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.funcs.append(func)
+            return func(*args, **(kwargs or {}))
+
+    x = torch.tensor([-1.0, 2.0], requires_grad=True)
+    with Record() as mode:
+        relu_ext.relu(x).sum().backward()
+    assert torch.ops.relu_ext.relu.default in mode.funcs and torch.ops.relu_ext.relu_backward.default in mode.funcs
+    assert x.grad.tolist() == [0.0, 1.0]
+
+
+def test_parameter_input_gives_a_plain_tensor_like_torch():
+    p = torch.nn.Parameter(torch.tensor([-1.0, 2.0]))
+    out, ref = relu_ext.relu(p), torch.relu(p)
+    assert type(out) is type(ref) is torch.Tensor
+    assert out.requires_grad and out.grad_fn is not None
+
+
+def test_entry_releases_the_gil_while_the_kernel_runs():
+    """torch's own bindings let other Python threads run during an op; relu_ext's entry must too. With thread
+    switches at bytecode boundaries switched off (a 1000 s interval), a ticker thread can stamp a time between the
+    call's start and end only if the call released the GIL."""
+    import sys
+    import threading
+    import time
+
+    x = torch.randn(2**25)
+    ticks, running = [], True
+
+    def ticker():
+        while running:
+            ticks.append(time.perf_counter())
+            time.sleep(0)  # lets the main thread take the GIL
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1000)
+    worker = threading.Thread(target=ticker)
+    try:
+        worker.start()
+        while not ticks:
+            time.sleep(0.001)
+        start = time.perf_counter()
+        relu_ext.relu(x)
+        end = time.perf_counter()
+    finally:
+        running = False
+        worker.join()
+        sys.setswitchinterval(interval)
+    assert any(start < t < end for t in ticks)
