@@ -79,15 +79,12 @@ void check_relu_backward_inputs(const at::Tensor& grad_output, const at::Tensor&
 // ---------------------------------------------------------------------------------------------------------------
 // Layout
 
-// CPU outputs of this many bytes or more go on transparent huge pages: the first touch of a fresh 4 KiB page costs
-// about a microsecond here, which made torch.relu at 2^26 float32 elements mostly page faults. Below 32 MB, glibc
-// reuses its heap and huge pages were slower at every size measured (2^18 to 2^22 floats); at 32 MB, faulting them
-// in from one thread (below) was slower than torch's small pages faulted by two (0.75x at 2^23 floats).
-constexpr size_t kHugePageMinBytes = size_t(64) << 20;
+// CPU outputs of this many bytes or more go on transparent huge pages. From 32 MB up glibc maps every allocation
+// fresh from the kernel and unmaps it on free, so each call pays a page fault per 4 KiB page touched (about 1.5 us
+// each here: 12 ms of a 12.5 ms torch.relu at 2^23 float32 elements). Below 32 MB glibc reuses its heap, no page
+// is faulted, and huge pages were slower at every size measured (2^18 to 2^22 floats).
+constexpr size_t kHugePageMinBytes = size_t(32) << 20;
 constexpr size_t kHugePageBytes = size_t(2) << 20;
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23  // Linux 5.14
-#endif
 
 static at::Tensor empty_output(at::IntArrayRef sizes, at::IntArrayRef strides, const at::TensorOptions& options) {
   if (!options.device().is_cpu()) return at::empty_strided(sizes, strides, options);
@@ -97,12 +94,11 @@ static at::Tensor empty_output(at::IntArrayRef sizes, at::IntArrayRef strides, c
   void* data = nullptr;
   TORCH_CHECK(posix_memalign(&data, kHugePageBytes, nbytes) == 0, "relu_ext: out of memory allocating ", nbytes,
               " bytes");
-  madvise(data, nbytes, MADV_HUGEPAGE);  // a hint: where THP is off, this fails harmlessly and small pages are used
-  // Fault the pages in here, from one thread: two threads faulting huge pages at once were at times 10x slower here
-  // (measured: 2^24 floats, 12 ms one way, 80-100 ms the other, for several calls in a row).
-  if (madvise(data, nbytes, MADV_POPULATE_WRITE) != 0) {
-    for (size_t i = 0; i < nbytes; i += kHugePageBytes) static_cast<volatile char*>(data)[i] = 0;
-  }
+  // A hint: where THP is off, this fails harmlessly and small pages are used. The pages are not touched here: the
+  // kernel's threads fault in each their own part as they write it, so the zeroing is split between the threads
+  // and the freshly zeroed 2 MiB is still in cache when it is written (256 MB: 24 ms, against 39 ms when one
+  // thread populated everything first and 82 ms on small pages; benchmarks/results).
+  madvise(data, nbytes, MADV_HUGEPAGE);
   c10::Storage storage(c10::Storage::use_byte_size_t(), nbytes,
                        c10::DataPtr(data, data, &std::free, c10::Device(c10::kCPU)), c10::GetCPUAllocator(),
                        /*resizable=*/true);

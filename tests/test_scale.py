@@ -1,4 +1,6 @@
 """A tensor of more than 2**31 elements (int8, about 2.1 GB): the flat index must not wrap at 32 bits."""
+import os
+
 import pytest
 import torch
 
@@ -23,8 +25,8 @@ def test_more_than_2_pow_31_elements(device):
 
 
 def test_large_outputs_are_ordinary_tensors():
-    """Outputs of 64 MB and more live on huge pages; they still resize, share and free like any CPU tensor."""
-    x = torch.randn(2**24 + 3)
+    """Outputs of 32 MB and more live on huge pages; they still resize, share and free like any CPU tensor."""
+    x = torch.randn(2**23 + 3)
     out = relu_ext.relu(x)
     assert torch.equal(out, torch.relu(x))
     out.resize_(2**25)  # grows through torch's CPU allocator, keeping the values
@@ -34,3 +36,20 @@ def test_large_outputs_are_ordinary_tensors():
     grad = torch.ops.relu_ext.relu_backward(x, torch.relu(x))
     assert torch.equal(grad, torch.ops.aten.threshold_backward(x, torch.relu(x), 0))
     del out, grad
+
+
+def _rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc")
+def test_large_outputs_give_their_memory_back_when_freed():
+    """No cache behind the user's back: freeing a 256 MB output returns its pages to the system at once."""
+    x = torch.randn(2**26)
+    before = _rss_bytes()
+    out = relu_ext.relu(x)
+    held = _rss_bytes()
+    del out
+    after = _rss_bytes()
+    assert held - before > 200e6 and held - after > 200e6
