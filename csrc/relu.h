@@ -24,6 +24,7 @@ struct ElementwisePlan {
   int64_t sizes[kMaxDims];
   int64_t strides[3][kMaxDims];  // in elements
   void* data[3];
+  bool stream_stores;  // write operand 0 with non-temporal stores (see relu.cpp: only past the last-level cache)
 };
 
 // Plan for `operands` (the first is written). They must have the same shape; the caller checks.
@@ -88,6 +89,10 @@ template <>
 struct ReluScalar<c10::BFloat16> : Bits16ReluScalar<static_cast<int16_t>(0xFF80)> {};
 
 namespace cpu {
+// Out-of-place CPU calls that move more than `bytes` (reads + writes) use non-temporal stores; -1 (the default) is
+// the last-level cache size. For tests, which force the streaming path on small tensors with 0.
+void set_stream_min_bytes(int64_t bytes);
+
 // One set per CPU capability (relu_cpu.h compiled by relu_cpu_{default,avx2,avx512}.cpp).
 struct Kernels {
   void (*forward)(const ElementwisePlan& plan, at::ScalarType dtype);   // out = relu(input)

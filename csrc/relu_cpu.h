@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdint>
+#include <type_traits>
 
 #include "relu.h"
 
@@ -62,6 +64,38 @@ inline Vectorized<double> ReluOp<double>::backward(Vectorized<double> g, Vectori
   return _mm256_and_pd(_mm256_cmp_pd(r, _mm256_setzero_pd(), _CMP_NLE_UQ), g);
 }
 #endif
+
+// A vector store that bypasses the caches (non-temporal), for outputs too big to stay cached. `p` must be aligned to
+// the vector's size; the generic build has no such store and stores normally. Callers end with stream_fence().
+template <typename S>
+inline void store_stream(S* p, const Vectorized<S>& v) {
+#if defined(CPU_CAPABILITY_AVX512)
+  if constexpr (std::is_same_v<S, float>) _mm512_stream_ps(p, v);
+  else if constexpr (std::is_same_v<S, double>) _mm512_stream_pd(p, v);
+  else _mm512_stream_si512(reinterpret_cast<__m512i*>(p), v);
+#elif defined(CPU_CAPABILITY_AVX2)
+  if constexpr (std::is_same_v<S, float>) _mm256_stream_ps(p, v);
+  else if constexpr (std::is_same_v<S, double>) _mm256_stream_pd(p, v);
+  else _mm256_stream_si256(reinterpret_cast<__m256i*>(p), v);
+#else
+  v.store(p);
+#endif
+}
+
+// Non-temporal stores are weakly ordered: fence them before the thread reports its part done.
+inline void stream_fence() {
+#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
+  _mm_sfence();
+#endif
+}
+
+// Elements before `out + i` is aligned to a whole vector, so that the streaming loop's stores are aligned.
+template <typename S, int64_t W>
+int64_t elements_to_alignment(const S* out, int64_t n) {
+  const auto misalignment = reinterpret_cast<uintptr_t>(out) % (W * sizeof(S));
+  if (misalignment % sizeof(S) != 0) return n;  // not even element-aligned: no streaming
+  return std::min<int64_t>(n, misalignment == 0 ? 0 : (W * sizeof(S) - misalignment) / sizeof(S));
+}
 
 template <typename T, int16_t kNegInf>
 struct Bits16ReluOp : ReluScalar<T> {
@@ -129,10 +163,22 @@ void relu_forward_kernel(const ElementwisePlan& plan) {
   using S = typename Op::S;
   using V = typename Op::V;
   constexpr int64_t W = V::size();
-  for_each_run<2, S>(plan, [](S* const* ptr, const int64_t* stride, int64_t n) {
+  const bool stream = plan.stream_stores;
+  for_each_run<2, S>(plan, [stream](S* const* ptr, const int64_t* stride, int64_t n) {
     S* out = ptr[0];
     const S* in = ptr[1];
-    if (stride[0] == 1 && stride[1] == 1) {
+    if (stream && stride[0] == 1 && stride[1] == 1) {
+      int64_t i = elements_to_alignment<S, W>(out, n);
+      for (int64_t j = 0; j < i; ++j) out[j] = Op::forward(in[j]);
+      for (; i + 2 * W <= n; i += 2 * W) {
+        const V a = V::loadu(in + i);
+        const V b = V::loadu(in + i + W);
+        store_stream(out + i, Op::forward(a));
+        store_stream(out + i + W, Op::forward(b));
+      }
+      for (; i < n; ++i) out[i] = Op::forward(in[i]);
+      stream_fence();
+    } else if (stride[0] == 1 && stride[1] == 1) {
       int64_t i = 0;
       for (; i + 2 * W <= n; i += 2 * W) {
         const V a = V::loadu(in + i);
@@ -153,11 +199,23 @@ void relu_backward_kernel(const ElementwisePlan& plan) {
   using S = typename Op::S;
   using V = typename Op::V;
   constexpr int64_t W = V::size();
-  for_each_run<3, S>(plan, [](S* const* ptr, const int64_t* stride, int64_t n) {
+  const bool stream = plan.stream_stores;
+  for_each_run<3, S>(plan, [stream](S* const* ptr, const int64_t* stride, int64_t n) {
     S* out = ptr[0];
     const S* grad = ptr[1];
     const S* result = ptr[2];
-    if (stride[0] == 1 && stride[1] == 1 && stride[2] == 1) {
+    if (stream && stride[0] == 1 && stride[1] == 1 && stride[2] == 1) {
+      int64_t i = elements_to_alignment<S, W>(out, n);
+      for (int64_t j = 0; j < i; ++j) out[j] = Op::backward(grad[j], result[j]);
+      for (; i + 2 * W <= n; i += 2 * W) {
+        const V g0 = V::loadu(grad + i), r0 = V::loadu(result + i);
+        const V g1 = V::loadu(grad + i + W), r1 = V::loadu(result + i + W);
+        store_stream(out + i, Op::backward(g0, r0));
+        store_stream(out + i + W, Op::backward(g1, r1));
+      }
+      for (; i < n; ++i) out[i] = Op::backward(grad[i], result[i]);
+      stream_fence();
+    } else if (stride[0] == 1 && stride[1] == 1 && stride[2] == 1) {
       int64_t i = 0;
       for (; i + 2 * W <= n; i += 2 * W) {
         const V g0 = V::loadu(grad + i), r0 = V::loadu(result + i);

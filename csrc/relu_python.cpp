@@ -8,6 +8,8 @@
 #include <torch/csrc/Exceptions.h>
 #include <torch/csrc/autograd/python_variable.h>
 
+#include "relu.h"
+
 namespace relu_ext {
 namespace {
 
@@ -58,9 +60,18 @@ PyObject* py_set_overloads(PyObject* /*module*/, PyObject* args) {
   Py_RETURN_NONE;
 }
 
+PyObject* py_set_stream_min_bytes(PyObject* /*module*/, PyObject* arg) {
+  const long long bytes = PyLong_AsLongLong(arg);
+  if (bytes == -1 && PyErr_Occurred()) return nullptr;
+  cpu::set_stream_min_bytes(bytes);
+  Py_RETURN_NONE;
+}
+
 PyMethodDef methods[] = {
     {"relu", py_relu, METH_O, "relu_ext::relu on a tensor, through the dispatcher (autograd included)"},
     {"relu_", py_relu_, METH_O, "relu_ext::relu_ on a tensor, in place; returns None"},
+    {"_set_stream_min_bytes", py_set_stream_min_bytes, METH_O,
+     "for tests: CPU calls moving more bytes than this use non-temporal stores (-1: the last-level cache size)"},
     {"_set_overloads", py_set_overloads, METH_VARARGS, "the OpOverloads to call for tensor subclasses and modes"},
     {nullptr, nullptr, 0, nullptr}};
 

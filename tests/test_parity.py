@@ -125,8 +125,9 @@ def test_every_cpu_instruction_set(capability):
 import torch, relu_ext
 from conftest import DTYPES, make_tensor, assert_same
 print(torch.backends.cpu.get_cpu_capability())
-for dtype in DTYPES:
-    for n in list(range(0, 140)) + [100_003]:
+for stream_min_bytes, dtype in [(-1, dtype) for dtype in DTYPES] + [(0, dtype) for dtype in DTYPES]:
+    relu_ext._C._set_stream_min_bytes(stream_min_bytes)  # 0: every call takes the non-temporal store path
+    for n in list(range(0, 140)) + [100_003] + [65_536 + k for k in range(1, 70, 3)]:
         x = make_tensor((n,), dtype, seed=n)
         r = torch.relu(x)
         assert_same(torch.ops.relu_ext.relu(x), r)
