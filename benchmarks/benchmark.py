@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 
@@ -104,18 +105,35 @@ class Runner:
         self.rows = []
         self.measurements = []
 
-    def time(self, label, sub_label, description, stmt, env):
+    def measure(self, label, sub_label, description, stmt, env, min_run_time):
         timer = benchmark.Timer(stmt=stmt, globals=env, label=label, sub_label=sub_label, description=description,
                                 num_threads=self.args.threads)
-        m = timer.blocked_autorange(min_run_time=self.args.min_run_time)
+        return timer.blocked_autorange(min_run_time=min_run_time)
+
+    def time(self, label, sub_label, description, stmt, env):
+        m = self.measure(label, sub_label, description, stmt, env, self.args.min_run_time)
         self.measurements.append(m)
         return m.median
 
     def case(self, device, op, dtype_name, numel, bytes_moved, impls, copy_time):
-        """Times each impl (relu_ext first, torch second, more peers after) and prints one row."""
+        """Times each impl (relu_ext first, torch second, more peers after) and prints one row.
+
+        The impls take turns: --rounds rounds, in order A B .. then .. B A, each a share of --min-run-time, and each
+        impl's time is the median of its rounds' medians. This machine's speed drifts over seconds (other tenants);
+        timed one after the other, whichever ran in a slow spell would lose by it."""
         label = f"{op} ({device})"
         sub_label = f"{dtype_name} 2^{numel.bit_length() - 1}" if numel & (numel - 1) == 0 else f"{dtype_name} {numel}"
-        times = {name: self.time(label, sub_label, name, stmt, env) for name, (stmt, env) in impls.items()}
+        rounds = max(1, self.args.rounds)
+        medians = {name: [] for name in impls}
+        measured = []
+        for r in range(rounds):
+            for name in (list(impls) if r % 2 == 0 else list(reversed(impls))):
+                stmt, env = impls[name]
+                m = self.measure(label, sub_label, name, stmt, env, self.args.min_run_time / rounds)
+                medians[name].append(m.median)
+                measured.append(m)
+        self.measurements += benchmark.Measurement.merge(measured)
+        times = {name: statistics.median(ts) for name, ts in medians.items()}
         names = list(times)
         mine, torch_time = times[names[0]], times[names[1]]
         row = {"device": device, "op": op, "dtype": dtype_name, "numel": numel, "bytes": bytes_moved,
@@ -289,7 +307,9 @@ def main(argv=None):
     parser.add_argument("--sizes", help="log2 of the element counts, e.g. 10-24 or 12,16,20")
     parser.add_argument("--dtypes", default="float32,bfloat16", help=f"comma list from {', '.join(DTYPES)}")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads for both sides")
-    parser.add_argument("--min-run-time", type=float, default=None, help="seconds per measurement")
+    parser.add_argument("--min-run-time", type=float, default=None, help="seconds per impl per case")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="turns each impl takes per case, order alternating (default 4; 2 with --quick)")
     parser.add_argument("--batches", default=None, help="SimpleModel batch sizes, e.g. 1,64,4096")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile(torch.relu) peer")
     parser.add_argument("--json", help="write every row and the machine's details to this file")
@@ -304,6 +324,8 @@ def main(argv=None):
         devices.remove("cuda")
     if args.min_run_time is None:
         args.min_run_time = 0.05 if args.quick else 0.3
+    if args.rounds is None:
+        args.rounds = 2 if args.quick else 4
     dtypes = [d.strip() for d in args.dtypes.split(",")]
     unknown = [d for d in dtypes if d not in DTYPES]
     if unknown:
