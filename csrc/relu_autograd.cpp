@@ -18,24 +18,24 @@ namespace {
 
 using torch::autograd::variable_list;
 
-at::Tensor call_relu(const at::Tensor& self) {
+const c10::TypedOperatorHandle<at::Tensor(const at::Tensor&)>& relu_op() {
   static const auto op = c10::Dispatcher::singleton()
                              .findSchemaOrThrow("relu_ext::relu", "")
                              .typed<at::Tensor(const at::Tensor&)>();
-  return op.call(self);
+  return op;
 }
 
-void call_relu_(const at::Tensor& self) {
+const c10::TypedOperatorHandle<void(const at::Tensor&)>& relu__op() {
   static const auto op =
       c10::Dispatcher::singleton().findSchemaOrThrow("relu_ext::relu_", "").typed<void(const at::Tensor&)>();
-  op.call(self);
+  return op;
 }
 
-at::Tensor call_relu_backward(const at::Tensor& grad_output, const at::Tensor& result) {
+const c10::TypedOperatorHandle<at::Tensor(const at::Tensor&, const at::Tensor&)>& relu_backward_op() {
   static const auto op = c10::Dispatcher::singleton()
                              .findSchemaOrThrow("relu_ext::relu_backward", "")
                              .typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
-  return op.call(grad_output, result);
+  return op;
 }
 
 // The nodes relu (kInputs = 1) and relu_backward (kInputs = 2) leave in the graph: plain autograd Nodes, as torch's
@@ -59,7 +59,7 @@ struct ReluExtNode : public torch::autograd::Node {
     std::lock_guard<std::mutex> lock(mutex_);
     variable_list grad_inputs(kInputs);
     if (grads[0].defined() && should_compute_output(0)) {
-      grad_inputs[0] = call_relu_backward(grads[0], result_.unpack(getptr()));
+      grad_inputs[0] = relu_backward_op().call(grads[0], result_.unpack(getptr()));
     }
     return grad_inputs;
   }
@@ -78,12 +78,13 @@ auto make_node() {
 // Whether this call is recorded in a graph (needs a node).
 bool records_grad(const at::Tensor& t) { return t.requires_grad() && at::GradMode::is_enabled(); }
 
-// What torch's generated autograd code does: run below autograd, then link the output to the node.
-at::Tensor relu_autograd(const at::Tensor& self) {
+// What torch's generated autograd code does: redispatch below autograd with the keys this call came with (no second
+// full dispatch), then link the output to the node.
+at::Tensor relu_autograd(c10::DispatchKeySet ks, const at::Tensor& self) {
   at::Tensor result;
   {
     at::AutoDispatchBelowADInplaceOrView guard;
-    result = call_relu(self);
+    result = relu_op().redispatch(ks & c10::after_autograd_keyset, self);
   }
   if (records_grad(self)) {
     auto node = make_node<ReluExtNode<1>>();
@@ -94,10 +95,10 @@ at::Tensor relu_autograd(const at::Tensor& self) {
   return result;
 }
 
-void relu__autograd(const at::Tensor& self) {
+void relu__autograd(c10::DispatchKeySet ks, const at::Tensor& self) {
   if (!records_grad(self)) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    return call_relu_(self);
+    return relu__op().redispatch(ks & c10::after_autograd_keyset, self);
   }
   // torch's checks and words, made before anything is written.
   TORCH_CHECK(!self.is_leaf(), "a leaf Variable that requires grad is being used in an in-place operation.");
@@ -107,7 +108,7 @@ void relu__autograd(const at::Tensor& self) {
   node->set_next_edges(torch::autograd::collect_next_edges(self));
   {
     at::AutoDispatchBelowADInplaceOrView guard;
-    call_relu_(self);
+    relu__op().redispatch(ks & c10::after_autograd_keyset, self);
   }
   // self now comes out of the node (through a CopySlices when it is a view)
   node->add_input_metadata(self);
@@ -115,11 +116,11 @@ void relu__autograd(const at::Tensor& self) {
   node->result_ = torch::autograd::SavedVariable(self, /*is_output=*/true, /*is_inplace_on_view=*/self.is_view());
 }
 
-at::Tensor relu_backward_autograd(const at::Tensor& grad_output, const at::Tensor& result) {
+at::Tensor relu_backward_autograd(c10::DispatchKeySet ks, const at::Tensor& grad_output, const at::Tensor& result) {
   at::Tensor grad_input;
   {
     at::AutoDispatchBelowADInplaceOrView guard;
-    grad_input = call_relu_backward(grad_output, result);
+    grad_input = relu_backward_op().redispatch(ks & c10::after_autograd_keyset, grad_output, result);
   }
   if (records_grad(grad_output) || records_grad(result)) {
     auto node = make_node<ReluExtNode<2>>();

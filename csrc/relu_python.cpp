@@ -20,9 +20,17 @@ PyObject* relu__overload = nullptr;
 
 bool plain_tensor(PyObject* obj) { return THPVariable_CheckExact(obj) && !at::impl::torch_function_mode_enabled(); }
 
+PyObject* call_overload(PyObject* overload, PyObject* arg) {
+  if (overload == nullptr) {
+    PyErr_SetString(PyExc_RuntimeError, "relu_ext._C: import relu_ext (not relu_ext._C alone) before calling it");
+    return nullptr;
+  }
+  return PyObject_CallOneArg(overload, arg);
+}
+
 PyObject* py_relu(PyObject* /*module*/, PyObject* arg) {
   HANDLE_TH_ERRORS
-  if (!plain_tensor(arg)) return PyObject_CallOneArg(relu_overload, arg);
+  if (!plain_tensor(arg)) return call_overload(relu_overload, arg);
   static const auto op = c10::Dispatcher::singleton()
                              .findSchemaOrThrow("relu_ext::relu", "")
                              .typed<at::Tensor(const at::Tensor&)>();
@@ -38,7 +46,7 @@ PyObject* py_relu(PyObject* /*module*/, PyObject* arg) {
 
 PyObject* py_relu_(PyObject* /*module*/, PyObject* arg) {
   HANDLE_TH_ERRORS
-  if (!plain_tensor(arg)) return PyObject_CallOneArg(relu__overload, arg);
+  if (!plain_tensor(arg)) return call_overload(relu__overload, arg);
   static const auto op =
       c10::Dispatcher::singleton().findSchemaOrThrow("relu_ext::relu_", "").typed<void(const at::Tensor&)>();
   const at::Tensor& self = THPVariable_Unpack(arg);
