@@ -83,10 +83,12 @@ void check_relu_backward_inputs(const at::Tensor& grad_output, const at::Tensor&
 // ---------------------------------------------------------------------------------------------------------------
 // Layout
 
-// CPU outputs of this many bytes or more go on transparent huge pages. From 32 MB up glibc maps every allocation
-// fresh from the kernel and unmaps it on free, so each call pays a page fault per 4 KiB page touched (about 1.5 us
-// each here: 12 ms of a 12.5 ms torch.relu at 2^23 float32 elements). Below 32 MB glibc reuses its heap, no page
-// is faulted, and huge pages were slower at every size measured (2^18 to 2^22 floats).
+// CPU outputs of this many bytes or more go on transparent huge pages when glibc would give them fresh pages. From
+// 32 MB up glibc usually maps every allocation fresh from the kernel and unmaps it on free, so each call pays a
+// page fault per 4 KiB page touched (about 1.5 us each here: 12 ms of a 12.5 ms torch.relu at 2^23 float32
+// elements); but where its heap already holds a free region that big it hands that out, with no fault at all, and
+// then that is best (a benchmark run caught torch at 1.5 ms against relu_ext's huge pages at 2.4 ms for a 32 MB
+// output). Below 32 MB glibc reuses its heap and huge pages were slower at every size measured (2^18 to 2^22 floats).
 constexpr size_t kHugePageMinBytes = size_t(32) << 20;
 constexpr size_t kHugePageBytes = size_t(2) << 20;
 
@@ -113,6 +115,23 @@ static uintptr_t output_page_offset(std::initializer_list<const at::Tensor*> inp
   }
   return 0;
 }
+
+#if defined(__linux__)
+// Whether most of [data, data + nbytes) is already in memory (sampled at 16 pages): memory glibc reused rather
+// than mapped fresh from the kernel, whose pages would fault on first touch.
+static bool mostly_resident(const void* data, size_t nbytes) {
+  const uintptr_t first = reinterpret_cast<uintptr_t>(data) & ~(kPageBytes - 1);
+  const uintptr_t span = reinterpret_cast<uintptr_t>(data) + nbytes - 1 - first;
+  int resident = 0;
+  constexpr int kSamples = 16;
+  for (int i = 0; i < kSamples; ++i) {
+    const uintptr_t page = first + (span * i / (kSamples - 1)) / kPageBytes * kPageBytes;
+    unsigned char in_core = 0;
+    if (mincore(reinterpret_cast<void*>(page), kPageBytes, &in_core) == 0 && (in_core & 1)) ++resident;
+  }
+  return resident * 2 > kSamples;
+}
+#endif
 
 // A CPU tensor on memory relu_ext allocated: ordinary, resizable (grown by the CPU allocator like any other), freed
 // by `deleter(context)`.
@@ -141,6 +160,17 @@ static at::Tensor empty_output(at::IntArrayRef sizes, at::IntArrayRef strides, c
     void* context = block.release_context();
     return wrap_cpu_output(reinterpret_cast<void*>(base + shift), context, deleter, nbytes, sizes, strides, options);
   }
+#if defined(__linux__)
+  {
+    // glibc may hand out memory it already has (its heap can hold a freed region this big): no fault to save then.
+    c10::DataPtr block = c10::GetCPUAllocator()->allocate(nbytes);
+    if (mostly_resident(block.get(), nbytes)) {
+      const c10::DeleterFnPtr deleter = block.get_deleter();
+      void* data = block.get();
+      void* context = block.release_context();
+      return wrap_cpu_output(data, context, deleter, nbytes, sizes, strides, options);
+    }
+  }  // fresh pages: given back, and taken again 2 MiB-aligned for huge pages
   void* data = nullptr;
   TORCH_CHECK(posix_memalign(&data, kHugePageBytes, nbytes) == 0, "relu_ext: out of memory allocating ", nbytes,
               " bytes");
@@ -150,6 +180,9 @@ static at::Tensor empty_output(at::IntArrayRef sizes, at::IntArrayRef strides, c
   // thread populated everything first and 82 ms on small pages; benchmarks/results).
   madvise(data, nbytes, MADV_HUGEPAGE);
   return wrap_cpu_output(data, data, &std::free, nbytes, sizes, strides, options);
+#else
+  return at::detail::empty_strided_cpu(sizes, strides, options);
+#endif
 }
 
 at::Tensor empty_like_elementwise(std::initializer_list<const at::Tensor*> inputs) {
