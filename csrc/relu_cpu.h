@@ -82,6 +82,15 @@ inline void store_stream(S* p, const Vectorized<S>& v) {
 #endif
 }
 
+template <typename S>
+inline void store(S* p, const Vectorized<S>& v, bool stream) {
+  if (stream) {
+    store_stream(p, v);
+  } else {
+    v.store(p);
+  }
+}
+
 // Non-temporal stores are weakly ordered: fence them before the thread reports its part done.
 inline void stream_fence() {
 #if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
@@ -163,30 +172,21 @@ void relu_forward_kernel(const ElementwisePlan& plan) {
   using S = typename Op::S;
   using V = typename Op::V;
   constexpr int64_t W = V::size();
-  const bool stream = plan.stream_stores;
-  for_each_run<2, S>(plan, [stream](S* const* ptr, const int64_t* stride, int64_t n) {
+  for_each_run<2, S>(plan, [stream_flag = plan.stream_stores](S* const* ptr, const int64_t* stride, int64_t n) {
+    const bool stream = stream_flag;  // a local: the stores cannot alias it, so the loop below splits in two
     S* out = ptr[0];
     const S* in = ptr[1];
-    if (stream && stride[0] == 1 && stride[1] == 1) {
-      int64_t i = elements_to_alignment<S, W>(out, n);
+    if (stride[0] == 1 && stride[1] == 1) {
+      int64_t i = stream ? elements_to_alignment<S, W>(out, n) : 0;
       for (int64_t j = 0; j < i; ++j) out[j] = Op::forward(in[j]);
       for (; i + 2 * W <= n; i += 2 * W) {
         const V a = V::loadu(in + i);
         const V b = V::loadu(in + i + W);
-        store_stream(out + i, Op::forward(a));
-        store_stream(out + i + W, Op::forward(b));
+        store(out + i, Op::forward(a), stream);
+        store(out + i + W, Op::forward(b), stream);
       }
       for (; i < n; ++i) out[i] = Op::forward(in[i]);
-      stream_fence();
-    } else if (stride[0] == 1 && stride[1] == 1) {
-      int64_t i = 0;
-      for (; i + 2 * W <= n; i += 2 * W) {
-        const V a = V::loadu(in + i);
-        const V b = V::loadu(in + i + W);
-        Op::forward(a).store(out + i);
-        Op::forward(b).store(out + i + W);
-      }
-      for (; i < n; ++i) out[i] = Op::forward(in[i]);
+      if (stream) stream_fence();
     } else {
       for (int64_t i = 0; i < n; ++i) out[i * stride[0]] = Op::forward(in[i * stride[1]]);
     }
@@ -199,31 +199,22 @@ void relu_backward_kernel(const ElementwisePlan& plan) {
   using S = typename Op::S;
   using V = typename Op::V;
   constexpr int64_t W = V::size();
-  const bool stream = plan.stream_stores;
-  for_each_run<3, S>(plan, [stream](S* const* ptr, const int64_t* stride, int64_t n) {
+  for_each_run<3, S>(plan, [stream_flag = plan.stream_stores](S* const* ptr, const int64_t* stride, int64_t n) {
+    const bool stream = stream_flag;
     S* out = ptr[0];
     const S* grad = ptr[1];
     const S* result = ptr[2];
-    if (stream && stride[0] == 1 && stride[1] == 1 && stride[2] == 1) {
-      int64_t i = elements_to_alignment<S, W>(out, n);
+    if (stride[0] == 1 && stride[1] == 1 && stride[2] == 1) {
+      int64_t i = stream ? elements_to_alignment<S, W>(out, n) : 0;
       for (int64_t j = 0; j < i; ++j) out[j] = Op::backward(grad[j], result[j]);
       for (; i + 2 * W <= n; i += 2 * W) {
         const V g0 = V::loadu(grad + i), r0 = V::loadu(result + i);
         const V g1 = V::loadu(grad + i + W), r1 = V::loadu(result + i + W);
-        store_stream(out + i, Op::backward(g0, r0));
-        store_stream(out + i + W, Op::backward(g1, r1));
+        store(out + i, Op::backward(g0, r0), stream);
+        store(out + i + W, Op::backward(g1, r1), stream);
       }
       for (; i < n; ++i) out[i] = Op::backward(grad[i], result[i]);
-      stream_fence();
-    } else if (stride[0] == 1 && stride[1] == 1 && stride[2] == 1) {
-      int64_t i = 0;
-      for (; i + 2 * W <= n; i += 2 * W) {
-        const V g0 = V::loadu(grad + i), r0 = V::loadu(result + i);
-        const V g1 = V::loadu(grad + i + W), r1 = V::loadu(result + i + W);
-        Op::backward(g0, r0).store(out + i);
-        Op::backward(g1, r1).store(out + i + W);
-      }
-      for (; i < n; ++i) out[i] = Op::backward(grad[i], result[i]);
+      if (stream) stream_fence();
     } else if (stride[0] == 1 && stride[1] == 0 && stride[2] == 1) {
       // grad_output broadcast along the run, as the gradient of x.relu().sum() is.
       const V g(*grad);
