@@ -1,9 +1,10 @@
 """relu_ext's benchmark: first checks relu_ext against nn.ReLU bit for bit, then times it against torch.
 
-Every case runs relu_ext and its peers in the same process, one after the other, with torch.utils.benchmark
-(blocked_autorange, medians; CUDA timings synchronise). Per row: median time, GB/s (bytes read + written), the ratio
-against torch (torch's time / relu_ext's: above 1 means relu_ext is faster) and the fraction of the copy limit (a
-plain copy of the same bytes into a preallocated tensor).
+Every case runs relu_ext and its peers in the same process with torch.utils.benchmark (blocked_autorange, medians;
+CUDA timings synchronise), taking turns: --rounds rounds per case in alternating order, the whole run repeated
+--sweeps times, each impl's time the median of all its rounds. Per row: time, GB/s (bytes read + written), the
+ratio against torch (torch's time / relu_ext's: above 1 means relu_ext is faster) and the fraction of the copy
+limit (a plain copy of the same bytes into a preallocated tensor).
 
     python benchmarks/benchmark.py --quick                  # under a minute on a 2-core machine
     python benchmarks/benchmark.py --json out.json --plot out.png --markdown out.md
@@ -110,17 +111,22 @@ class Runner:
                                 num_threads=self.args.threads)
         return timer.blocked_autorange(min_run_time=min_run_time)
 
+    def share(self):
+        """Seconds per measurement: --min-run-time spread over the sweeps (and, in case(), the rounds)."""
+        return self.args.min_run_time / max(1, self.args.sweeps)
+
     def time(self, label, sub_label, description, stmt, env):
-        m = self.measure(label, sub_label, description, stmt, env, self.args.min_run_time)
+        m = self.measure(label, sub_label, description, stmt, env, self.share())
         self.measurements.append(m)
         return m.median
 
     def case(self, device, op, dtype_name, numel, bytes_moved, impls, copy_time):
         """Times each impl (relu_ext first, torch second, more peers after) and prints one row.
 
-        The impls take turns: --rounds rounds, in order A B .. then .. B A, each a share of --min-run-time, and each
-        impl's time is the median of its rounds' medians. This machine's speed drifts over seconds (other tenants);
-        timed one after the other, whichever ran in a slow spell would lose by it."""
+        The impls take turns: --rounds rounds per sweep, in order A B .. then .. B A, each a share of
+        --min-run-time, and each impl's time is the median of its rounds' medians (over every sweep, see combine).
+        This machine's speed drifts over seconds (other tenants); timed one after the other, whichever ran in a slow
+        spell would lose by it."""
         label = f"{op} ({device})"
         sub_label = f"{dtype_name} 2^{numel.bit_length() - 1}" if numel & (numel - 1) == 0 else f"{dtype_name} {numel}"
         rounds = max(1, self.args.rounds)
@@ -129,23 +135,53 @@ class Runner:
         for r in range(rounds):
             for name in (list(impls) if r % 2 == 0 else list(reversed(impls))):
                 stmt, env = impls[name]
-                m = self.measure(label, sub_label, name, stmt, env, self.args.min_run_time / rounds)
+                m = self.measure(label, sub_label, name, stmt, env, self.share() / rounds)
                 medians[name].append(m.median)
                 measured.append(m)
         self.measurements += benchmark.Measurement.merge(measured)
-        times = {name: statistics.median(ts) for name, ts in medians.items()}
-        names = list(times)
-        mine, torch_time = times[names[0]], times[names[1]]
-        row = {"device": device, "op": op, "dtype": dtype_name, "numel": numel, "bytes": bytes_moved,
-               "times_s": times, "gbps": {k: bytes_moved / t / 1e9 for k, t in times.items()},
-               "ratio_vs_torch": torch_time / mine,
-               "ratios": {k: t / mine for k, t in times.items() if k != names[0]},
-               "copy_fraction": (copy_time / mine) if copy_time else None}
+        row = make_row(device, op, dtype_name, numel, bytes_moved, medians, [copy_time] if copy_time else [])
         self.rows.append(row)
-        peers = "  ".join(f"{k} {fmt_time(t)} ({t / mine:.2f}x)" for k, t in times.items() if k != names[0])
-        limit = f"  {row['copy_fraction'] * 100:5.1f}% of copy" if copy_time else ""
-        print(f"{label:<28} {sub_label:<14} relu_ext {fmt_time(mine):>9} {row['gbps'][names[0]]:7.1f} GB/s  "
-              f"ratio {row['ratio_vs_torch']:5.2f}{limit}  | {peers}", flush=True)
+        print_row(row)
+
+    def combine(self):
+        """One row per case, from every sweep's rounds: a slow spell of a few seconds, which can cover all the
+        rounds of one case, then falls on one sweep of several."""
+        groups = {}
+        for row in self.rows:
+            groups.setdefault((row["device"], row["op"], row["dtype"], row["numel"]), []).append(row)
+        combined = []
+        for (device, op, dtype_name, numel), rows in groups.items():
+            rounds = {name: [t for row in rows for t in row["round_times_s"][name]] for name in rows[0]["times_s"]}
+            copies = [t for row in rows for t in row["copy_times_s"]]
+            combined.append(make_row(device, op, dtype_name, numel, rows[0]["bytes"], rounds, copies, len(rows)))
+        return combined
+
+
+def make_row(device, op, dtype_name, numel, bytes_moved, round_times, copy_times, sweeps=1):
+    """A result row; round_times: each impl's round medians (relu_ext first, torch second)."""
+    times = {name: statistics.median(ts) for name, ts in round_times.items()}
+    names = list(times)
+    mine, torch_time = times[names[0]], times[names[1]]
+    copy_time = statistics.median(copy_times) if copy_times else None
+    return {"device": device, "op": op, "dtype": dtype_name, "numel": numel, "bytes": bytes_moved, "sweeps": sweeps,
+            "times_s": times, "round_times_s": round_times, "copy_times_s": copy_times,
+            "gbps": {k: bytes_moved / t / 1e9 for k, t in times.items()},
+            "ratio_vs_torch": torch_time / mine,
+            "ratios": {k: t / mine for k, t in times.items() if k != names[0]},
+            "copy_fraction": (copy_time / mine) if copy_time else None}
+
+
+def print_row(row):
+    times = row["times_s"]
+    names = list(times)
+    mine = times[names[0]]
+    label = f"{row['op']} ({row['device']})"
+    numel = row["numel"]
+    sub_label = f"{row['dtype']} 2^{numel.bit_length() - 1}" if numel & (numel - 1) == 0 else f"{row['dtype']} {numel}"
+    peers = "  ".join(f"{k} {fmt_time(t)} ({t / mine:.2f}x)" for k, t in times.items() if k != names[0])
+    limit = f"  {row['copy_fraction'] * 100:5.1f}% of copy" if row["copy_fraction"] else ""
+    print(f"{label:<28} {sub_label:<14} relu_ext {fmt_time(mine):>9} {row['gbps'][names[0]]:7.1f} GB/s  "
+          f"ratio {row['ratio_vs_torch']:5.2f}{limit}  | {peers}", flush=True)
 
 
 def fmt_time(seconds):
@@ -233,7 +269,8 @@ def machine_info(args, devices):
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "python": platform.python_version(),
             "torch": torch.__version__, "relu_ext": relu_ext.__version__, "relu_ext_cuda": relu_ext.WITH_CUDA,
             "platform": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "argv": sys.argv[1:], "quick": args.quick}
+            "argv": sys.argv[1:], "quick": args.quick, "sweeps": args.sweeps, "rounds": args.rounds,
+            "min_run_time_s": args.min_run_time}
     if "cuda" in devices:
         info["gpu"] = torch.cuda.get_device_name()
         info["cuda"] = torch.version.cuda
@@ -279,7 +316,8 @@ def markdown(info, rows):
     lines = [f"Machine: {info['cpu']}, {info['threads']} threads, {info.get('gpu', 'no GPU')}, torch {info['torch']}, "
              f"CPU capability {info['cpu_capability']}, {info['date']}.", "",
              "Ratio = torch's median time / relu_ext's (above 1: relu_ext is faster); in brackets, relu_ext's "
-             "throughput as a fraction of a plain copy of the same bytes in the same run.", ""]
+             "throughput as a fraction of a plain copy of the same bytes in the same run. Each time is the median of "
+             f"{info['sweeps']} sweeps x {info['rounds']} rounds, the impls taking turns.", ""]
     for device in sorted({r["device"] for r in rows}):
         sel = [r for r in rows if r["device"] == device and r["bytes"]]
         sizes = sorted({r["numel"] for r in sel})
@@ -313,8 +351,11 @@ def main(argv=None):
     parser.add_argument("--dtypes", default="float32,bfloat16", help=f"comma list from {', '.join(DTYPES)}")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads for both sides")
     parser.add_argument("--min-run-time", type=float, default=None, help="seconds per impl per case")
-    parser.add_argument("--rounds", type=int, default=None,
-                        help="turns each impl takes per case, order alternating (default 4; 2 with --quick)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="turns each impl takes per case and sweep, order alternating (default 2)")
+    parser.add_argument("--sweeps", type=int, default=None,
+                        help="times the whole run is repeated; each case's time is the median over all of them "
+                             "(default 3; 1 with --quick)")
     parser.add_argument("--batches", default=None, help="SimpleModel batch sizes, e.g. 1,64,4096")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile(torch.relu) peer")
     parser.add_argument("--json", help="write every row and the machine's details to this file")
@@ -329,8 +370,8 @@ def main(argv=None):
         devices.remove("cuda")
     if args.min_run_time is None:
         args.min_run_time = 0.05 if args.quick else 0.3
-    if args.rounds is None:
-        args.rounds = 2 if args.quick else 4
+    if args.sweeps is None:
+        args.sweeps = 1 if args.quick else 3
     dtypes = [d.strip() for d in args.dtypes.split(",")]
     unknown = [d for d in dtypes if d not in DTYPES]
     if unknown:
@@ -340,34 +381,41 @@ def main(argv=None):
     print("relu_ext benchmark:", ", ".join(f"{k}={v}" for k, v in info.items() if k not in ("argv", "date")))
 
     runner = Runner(args)
-    for device in devices:
-        if args.sizes:
-            sizes = parse_sizes(args.sizes)
-        elif args.quick:
-            sizes = [12, 16, 20] if device == "cpu" else [16, 20, 24]
-        else:
-            sizes = list(range(10, 25, 2)) if device == "cpu" else list(range(10, 29, 2))
-        batches = [int(b) for b in args.batches.split(",")] if args.batches else ([64] if args.quick else
-                                                                                  [1, 64, 4096])
-        print(f"\n== {device}: checked against nn.ReLU before each case; ratio = torch time / relu_ext time")
-        run_device(runner, device, dtypes, sizes, compile_peer=not args.no_compile and not args.quick,
-                   batches=batches)
+    for sweep in range(args.sweeps):
+        for device in devices:
+            if args.sizes:
+                sizes = parse_sizes(args.sizes)
+            elif args.quick:
+                sizes = [12, 16, 20] if device == "cpu" else [16, 20, 24]
+            else:
+                sizes = list(range(10, 25, 2)) if device == "cpu" else list(range(10, 29, 2))
+            batches = [int(b) for b in args.batches.split(",")] if args.batches else ([64] if args.quick else
+                                                                                      [1, 64, 4096])
+            print(f"\n== {device}, sweep {sweep + 1} of {args.sweeps}: checked against nn.ReLU before each case; "
+                  "ratio = torch time / relu_ext time")
+            run_device(runner, device, dtypes, sizes, compile_peer=not args.no_compile and not args.quick,
+                       batches=batches)
+    rows = runner.combine()
+    if args.sweeps > 1:
+        print(f"\n== the medians over all {args.sweeps} sweeps (what --json, --markdown and --plot record)")
+        for row in rows:
+            print_row(row)
 
     print()
-    compare = benchmark.Compare(runner.measurements)
+    compare = benchmark.Compare(benchmark.Measurement.merge(runner.measurements))
     compare.trim_significant_figures()
     compare.print()
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": info, "rows": runner.rows}, f, indent=1)
+            json.dump({"machine": info, "rows": rows}, f, indent=1)
         print(f"results written to {args.json}")
     if args.plot:
-        plot(runner.rows, args.plot)
+        plot(rows, args.plot)
     if args.markdown:
         with open(args.markdown, "w") as f:
-            f.write(markdown(info, runner.rows))
+            f.write(markdown(info, rows))
         print(f"summary written to {args.markdown}")
-    return runner.rows
+    return rows
 
 
 if __name__ == "__main__":
