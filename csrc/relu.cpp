@@ -104,8 +104,8 @@ constexpr uintptr_t kPageBytes = 4096;
 // The output's offset in its page: half a page above the first input, or another that is not within 768 bytes
 // above any input's offset (the distance at which the aliasing was measured to stop).
 static uintptr_t output_page_offset(std::initializer_list<const at::Tensor*> inputs) {
+  const uintptr_t first = reinterpret_cast<uintptr_t>((*inputs.begin())->const_data_ptr());
   for (uintptr_t shift : {uintptr_t(2048), uintptr_t(3072), uintptr_t(1024), uintptr_t(0)}) {
-    const uintptr_t first = reinterpret_cast<uintptr_t>((*inputs.begin())->const_data_ptr());
     const uintptr_t offset = ((first + shift) % kPageBytes) & ~uintptr_t(63);
     const bool clear = std::all_of(inputs.begin(), inputs.end(), [&](const at::Tensor* t) {
       const uintptr_t above = (offset - reinterpret_cast<uintptr_t>(t->const_data_ptr())) % kPageBytes;
@@ -176,8 +176,9 @@ static at::Tensor empty_output(at::IntArrayRef sizes, at::IntArrayRef strides, c
               " bytes");
   // A hint: where THP is off, this fails harmlessly and small pages are used. The pages are not touched here: the
   // kernel's threads fault in each their own part as they write it, so the zeroing is split between the threads
-  // and the freshly zeroed 2 MiB is still in cache when it is written (256 MB: 24 ms, against 39 ms when one
-  // thread populated everything first and 82 ms on small pages; benchmarks/results).
+  // and the freshly zeroed 2 MiB is still in cache when it is written (a C loop here, 256 MB: 22-24 ms, against
+  // 39 ms when one thread populated everything first and 81 ms on small pages). On this VM about one call in five
+  // to ten still finds its huge pages cold and takes 5-10x longer (README).
   madvise(data, nbytes, MADV_HUGEPAGE);
   return wrap_cpu_output(data, data, &std::free, nbytes, sizes, strides, options);
 #else
