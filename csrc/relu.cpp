@@ -133,12 +133,10 @@ static bool mostly_resident(const void* data, size_t nbytes) {
 }
 #endif
 
-// A CPU tensor on memory relu_ext allocated: ordinary, resizable (grown by the CPU allocator like any other), freed
-// by `deleter(context)`.
-static at::Tensor wrap_cpu_output(void* data, void* context, c10::DeleterFnPtr deleter, size_t nbytes,
-                                  at::IntArrayRef sizes, at::IntArrayRef strides, const at::TensorOptions& options) {
-  c10::Storage storage(c10::Storage::use_byte_size_t(), nbytes,
-                       c10::DataPtr(data, context, deleter, c10::Device(c10::kCPU)), c10::GetCPUAllocator(),
+// A CPU tensor on `memory` (freed by its deleter): ordinary, resizable (grown by the CPU allocator like any other).
+static at::Tensor wrap_cpu_output(c10::DataPtr memory, size_t nbytes, at::IntArrayRef sizes, at::IntArrayRef strides,
+                                  const at::TensorOptions& options) {
+  c10::Storage storage(c10::Storage::use_byte_size_t(), nbytes, std::move(memory), c10::GetCPUAllocator(),
                        /*resizable=*/true);
   at::Tensor out = at::detail::make_tensor<c10::TensorImpl>(
       std::move(storage), c10::DispatchKeySet(c10::DispatchKey::CPU), options.dtype());
@@ -157,19 +155,14 @@ static at::Tensor empty_output(at::IntArrayRef sizes, at::IntArrayRef strides, c
     const uintptr_t base = reinterpret_cast<uintptr_t>(block.get());
     const uintptr_t shift = (output_page_offset(inputs) - base) % kPageBytes;
     const c10::DeleterFnPtr deleter = block.get_deleter();
-    void* context = block.release_context();
-    return wrap_cpu_output(reinterpret_cast<void*>(base + shift), context, deleter, nbytes, sizes, strides, options);
+    c10::DataPtr shifted(reinterpret_cast<void*>(base + shift), block.release_context(), deleter, c10::kCPU);
+    return wrap_cpu_output(std::move(shifted), nbytes, sizes, strides, options);
   }
 #if defined(__linux__)
   {
     // glibc may hand out memory it already has (its heap can hold a freed region this big): no fault to save then.
     c10::DataPtr block = c10::GetCPUAllocator()->allocate(nbytes);
-    if (mostly_resident(block.get(), nbytes)) {
-      const c10::DeleterFnPtr deleter = block.get_deleter();
-      void* data = block.get();
-      void* context = block.release_context();
-      return wrap_cpu_output(data, context, deleter, nbytes, sizes, strides, options);
-    }
+    if (mostly_resident(block.get(), nbytes)) return wrap_cpu_output(std::move(block), nbytes, sizes, strides, options);
   }  // fresh pages: given back, and taken again 2 MiB-aligned for huge pages
   void* data = nullptr;
   TORCH_CHECK(posix_memalign(&data, kHugePageBytes, nbytes) == 0, "relu_ext: out of memory allocating ", nbytes,
@@ -180,7 +173,7 @@ static at::Tensor empty_output(at::IntArrayRef sizes, at::IntArrayRef strides, c
   // 39 ms when one thread populated everything first and 81 ms on small pages). On this VM about one call in five
   // to ten still finds its huge pages cold and takes 5-10x longer (README).
   madvise(data, nbytes, MADV_HUGEPAGE);
-  return wrap_cpu_output(data, data, &std::free, nbytes, sizes, strides, options);
+  return wrap_cpu_output(c10::DataPtr(data, data, &std::free, c10::kCPU), nbytes, sizes, strides, options);
 #else
   return at::detail::empty_strided_cpu(sizes, strides, options);
 #endif
@@ -248,12 +241,12 @@ ElementwisePlan make_plan(std::initializer_list<const at::Tensor*> operands) {
   for (const at::Tensor* t : operands) p.data[k++] = const_cast<void*>(t->const_data_ptr());
 
   // The common case first: every operand contiguous, or all dense with the same strides, is one flat run.
-  const bool all_contiguous =
-      std::all_of(operands.begin(), operands.end(), [](const at::Tensor* t) { return t->is_contiguous(); });
-  const bool all_same_dense = std::all_of(operands.begin(), operands.end(), [&](const at::Tensor* t) {
-    return t->is_non_overlapping_and_dense() && t->strides() == out.strides();
-  });
-  if (all_contiguous || all_same_dense) {
+  const bool one_run =
+      std::all_of(operands.begin(), operands.end(), [](const at::Tensor* t) { return t->is_contiguous(); }) ||
+      std::all_of(operands.begin(), operands.end(), [&](const at::Tensor* t) {
+        return t->is_non_overlapping_and_dense() && t->strides() == out.strides();
+      });
+  if (one_run) {
     p.ndim = 1;
     p.sizes[0] = std::max<int64_t>(p.numel, 1);
     for (k = 0; k < p.ntensors; ++k) p.strides[k][0] = 1;
@@ -330,12 +323,6 @@ static const Kernels& kernels() {
   return chosen;
 }
 
-// Out-of-place outputs go around the caches (non-temporal stores) when a call moves more bytes than the last-level
-// cache holds, as glibc's memcpy does past its threshold: the output could not stay cached anyway, and a cached
-// store first reads the line it overwrites. Measured here (32 MiB L3, 2 threads, float32, same process A/B):
-// backward at 2^22 elements (48 MB) 850-1010 us with cached stores, 634-658 us streaming, torch 792-870 us; but
-// inside the cache they lose (forward at 2^21, 16 MB: 96 us against 300 us), and in place they lost at every
-// size (the read has already brought the line in), so relu_ never uses them.
 // The size of the last-level cache as Linux describes it (what lscpu prints). glibc's sysconf answers from an older
 // CPUID leaf, which on this AMD VM says 320 MB against the 32 MiB Linux reports; measured, the streaming stores pay
 // off from 48 MB moved, so Linux's figure is the one that matches the hardware.
@@ -361,6 +348,12 @@ static int64_t last_level_cache_bytes() {
   return bytes > 0 ? int64_t(bytes) : INT64_MAX;
 }
 
+// Out-of-place outputs go around the caches (non-temporal stores) when a call moves more bytes than the last-level
+// cache holds, as glibc's memcpy does past its threshold: the output could not stay cached anyway, and a cached
+// store first reads the line it overwrites. Measured here (32 MiB L3, 2 threads, float32, same process A/B):
+// backward at 2^22 elements (48 MB) 850-1010 us with cached stores, 634-658 us streaming, torch 792-870 us; but
+// inside the cache they lose (forward at 2^21, 16 MB: 96 us against 300 us), and in place they lost at every
+// size (the read has already brought the line in), so relu_ never uses them.
 static std::atomic<int64_t> stream_min_bytes{-1};  // -1: the last-level cache size, looked up on first use
 
 void set_stream_min_bytes(int64_t bytes) { stream_min_bytes = bytes; }

@@ -34,6 +34,11 @@ ElementwisePlan make_plan(std::initializer_list<const at::Tensor*> operands);
 // a dense layout, else dense in the inputs' order of dims (so torch.relu and relu_ext.relu agree on strides).
 at::Tensor empty_like_elementwise(std::initializer_list<const at::Tensor*> inputs);
 
+// The ops through the dispatcher from the top (autograd, modes and device all apply), as torch.ops calls them;
+// defined in relu_autograd.cpp beside the handles its kernels redispatch with.
+at::Tensor call_relu(const at::Tensor& self);
+void call_relu_(const at::Tensor& self);
+
 // Argument checks, shared by the CPU and CUDA entry points; each raises before anything is written.
 void check_relu_input(const at::Tensor& self, const char* op);
 void check_no_internal_overlap(const at::Tensor& self);

@@ -133,6 +133,10 @@ at::Tensor relu_backward_autograd(c10::DispatchKeySet ks, const at::Tensor& grad
 
 }  // namespace
 
+at::Tensor call_relu(const at::Tensor& self) { return relu_op().call(self); }
+
+void call_relu_(const at::Tensor& self) { relu__op().call(self); }
+
 TORCH_LIBRARY_IMPL(relu_ext, Autograd, m) {
   m.impl("relu", &relu_autograd);
   m.impl("relu_", &relu__autograd);

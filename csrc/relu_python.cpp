@@ -4,7 +4,6 @@
 // own binding is. Through torch.ops (an OpOverload) the same call costs ~0.4 us more: the boxed, schema-driven
 // argument parsing, a quarter of torch.relu's whole time at 2^12 elements.
 #include <ATen/PythonTorchFunctionTLS.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/Exceptions.h>
 #include <torch/csrc/autograd/python_variable.h>
 
@@ -31,14 +30,11 @@ PyObject* call_overload(PyObject* overload, PyObject* arg) {
 PyObject* py_relu(PyObject* /*module*/, PyObject* arg) {
   HANDLE_TH_ERRORS
   if (!plain_tensor(arg)) return call_overload(relu_overload, arg);
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("relu_ext::relu", "")
-                             .typed<at::Tensor(const at::Tensor&)>();
   const at::Tensor& self = THPVariable_Unpack(arg);
   at::Tensor out;
   {
     pybind11::gil_scoped_release no_gil;  // as torch's bindings do: other Python threads run meanwhile
-    out = op.call(self);
+    out = call_relu(self);
   }
   return THPVariable_Wrap(std::move(out));
   END_HANDLE_TH_ERRORS
@@ -47,12 +43,10 @@ PyObject* py_relu(PyObject* /*module*/, PyObject* arg) {
 PyObject* py_relu_(PyObject* /*module*/, PyObject* arg) {
   HANDLE_TH_ERRORS
   if (!plain_tensor(arg)) return call_overload(relu__overload, arg);
-  static const auto op =
-      c10::Dispatcher::singleton().findSchemaOrThrow("relu_ext::relu_", "").typed<void(const at::Tensor&)>();
   const at::Tensor& self = THPVariable_Unpack(arg);
   {
     pybind11::gil_scoped_release no_gil;
-    op.call(self);
+    call_relu_(self);
   }
   Py_RETURN_NONE;
   END_HANDLE_TH_ERRORS
