@@ -127,8 +127,7 @@ class Runner:
         --min-run-time, and each impl's time is the median of its rounds' medians (over every sweep, see combine).
         This machine's speed drifts over seconds (other tenants); timed one after the other, whichever ran in a slow
         spell would lose by it."""
-        label = f"{op} ({device})"
-        sub_label = f"{dtype_name} 2^{numel.bit_length() - 1}" if numel & (numel - 1) == 0 else f"{dtype_name} {numel}"
+        label, sub_label = case_labels(device, op, dtype_name, numel)
         rounds = max(1, self.args.rounds)
         medians = {name: [] for name in impls}
         measured = []
@@ -171,13 +170,17 @@ def make_row(device, op, dtype_name, numel, bytes_moved, round_times, copy_times
             "copy_fraction": (copy_time / mine) if copy_time else None}
 
 
+def case_labels(device, op, dtype_name, numel):
+    """The label and sub-label of a case, as torch.utils.benchmark's tables and the printed rows show them."""
+    size = f"2^{numel.bit_length() - 1}" if numel & (numel - 1) == 0 else str(numel)
+    return f"{op} ({device})", f"{dtype_name} {size}"
+
+
 def print_row(row):
     times = row["times_s"]
     names = list(times)
     mine = times[names[0]]
-    label = f"{row['op']} ({row['device']})"
-    numel = row["numel"]
-    sub_label = f"{row['dtype']} 2^{numel.bit_length() - 1}" if numel & (numel - 1) == 0 else f"{row['dtype']} {numel}"
+    label, sub_label = case_labels(row["device"], row["op"], row["dtype"], row["numel"])
     peers = "  ".join(f"{k} {fmt_time(t)} ({t / mine:.2f}x)" for k, t in times.items() if k != names[0])
     limit = f"  {row['copy_fraction'] * 100:5.1f}% of copy" if row["copy_fraction"] else ""
     print(f"{label:<28} {sub_label:<14} relu_ext {fmt_time(mine):>9} {row['gbps'][names[0]]:7.1f} GB/s  "
