@@ -353,12 +353,13 @@ static int64_t last_level_cache_bytes() {
 // store first reads the line it overwrites. Measured here (32 MiB L3, 2 threads, float32, same process A/B):
 // backward at 2^22 elements (48 MB) 850-1010 us with cached stores, 634-658 us streaming, torch 792-870 us; but
 // inside the cache they lose (forward at 2^21, 16 MB: 96 us against 300 us), and in place they lost at every
-// size (the read has already brought the line in), so relu_ never uses them.
+// size (the read has already brought the line in), so relu_ never uses them; past the cache it walks each thread's
+// part as two interleaved halves instead (relu_cpu.h).
 static std::atomic<int64_t> stream_min_bytes{-1};  // -1: the last-level cache size, looked up on first use
 
 void set_stream_min_bytes(int64_t bytes) { stream_min_bytes = bytes; }
 
-static bool stream_stores(const at::Tensor& out, int operands) {
+static bool past_the_cache(const at::Tensor& out, int operands) {
   int64_t threshold = stream_min_bytes.load(std::memory_order_relaxed);
   if (threshold < 0) {
     static const int64_t cache_bytes = last_level_cache_bytes();
@@ -372,7 +373,7 @@ at::Tensor relu(const at::Tensor& self) {
   at::Tensor out = empty_like_elementwise({&self});
   if (out.numel() != 0) {
     ElementwisePlan plan = make_plan({&out, &self});
-    plan.stream_stores = stream_stores(out, 2);
+    plan.stream_stores = past_the_cache(out, 2);
     kernels().forward(plan, self.scalar_type());
   }
   return out;
@@ -382,7 +383,11 @@ void relu_(const at::Tensor& self) {
   check_relu_input(self, "relu_");
   check_no_internal_overlap(self);
   self.unsafeGetTensorImpl()->bump_version();  // as torch's in-place ops do; custom ops get no automatic bump
-  if (self.numel() != 0) kernels().forward(make_plan({&self, &self}), self.scalar_type());
+  if (self.numel() != 0) {
+    ElementwisePlan plan = make_plan({&self, &self});
+    plan.interleave = past_the_cache(self, 2);
+    kernels().forward(plan, self.scalar_type());
+  }
 }
 
 at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor& result) {
@@ -390,7 +395,7 @@ at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor& result
   at::Tensor grad_input = empty_like_elementwise({&result, &grad_output});
   if (grad_input.numel() != 0) {
     ElementwisePlan plan = make_plan({&grad_input, &grad_output, &result});
-    plan.stream_stores = stream_stores(grad_input, 3);
+    plan.stream_stores = past_the_cache(grad_input, 3);
     kernels().backward(plan, result.scalar_type());
   }
   return grad_input;

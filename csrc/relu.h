@@ -25,6 +25,7 @@ struct ElementwisePlan {
   int64_t strides[3][kMaxDims];  // in elements
   void* data[3];
   bool stream_stores;  // write operand 0 with non-temporal stores (see relu.cpp: only past the last-level cache)
+  bool interleave;     // in place past the last-level cache: each thread walks two halves in turn (relu_cpu.h)
 };
 
 // Plan for `operands` (the first is written). They must have the same shape; the caller checks.
@@ -94,8 +95,9 @@ template <>
 struct ReluScalar<c10::BFloat16> : Bits16ReluScalar<static_cast<int16_t>(0xFF80)> {};
 
 namespace cpu {
-// Out-of-place CPU calls that move more than `bytes` (reads + writes) use non-temporal stores; -1 (the default) is
-// the last-level cache size. For tests, which force the streaming path on small tensors with 0.
+// CPU calls that move more than `bytes` (reads + writes) take the past-the-cache paths: non-temporal stores out of
+// place, interleaved halves in place. -1 (the default) is the last-level cache size. For tests, which force those
+// paths on small tensors with 0.
 void set_stream_min_bytes(int64_t bytes);
 
 // One set per CPU capability (relu_cpu.h compiled by relu_cpu_{default,avx2,avx512}.cpp).

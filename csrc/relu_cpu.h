@@ -134,9 +134,48 @@ struct ReluOp<c10::Half> : Bits16ReluOp<c10::Half, ReluScalar<c10::Half>::kNegIn
 template <>
 struct ReluOp<c10::BFloat16> : Bits16ReluOp<c10::BFloat16, ReluScalar<c10::BFloat16>::kNegInfBits> {};
 
+// In place past the last-level cache (plan.interleave), each thread walks its part as two halves taken
+// kInterleaveBytes at a time, in turn, rather than front to back: the hardware prefetcher follows a stream within a
+// 4 KiB page and starts over at the next, and two streams keep two pages' loads in flight. Measured here (float32
+// in place, 2 threads, same process, interleaved A/B over 8 rounds, two runs): 2^23 elements 1.32-1.38x as fast,
+// 2^24 1.02-1.10x, 2^25 1.03x; 2^21 and 2^22 (inside the cache) 0.88-0.99x, so not there. Out of place it lost at
+// every size from 2^20 to 2^26 (0.82-0.97x): there the output's fresh pages are faulted in as they are written, and
+// the sequential order suits that. Four streams, or 2 KiB and 8 KiB turns, were no better than two of 4 KiB.
+constexpr int64_t kInterleaveBytes = 4096;
+
+// Runs inner(ptrs, unit strides, n) over [begin, end) of a one-dim plan as two interleaved halves (see above).
+// Turns start on a grid of kInterleaveBytes counted from the tensors' start, so that they keep its alignment.
+template <int N, typename S, typename Inner>
+void interleaved_halves(const ElementwisePlan& p, int64_t begin, int64_t end, const Inner& inner) {
+  constexpr int64_t turn = kInterleaveBytes / sizeof(S);
+  int64_t ones[N];
+  std::fill(ones, ones + N, int64_t(1));
+  auto run = [&](int64_t at, int64_t n) {
+    S* ptr[N];
+    for (int k = 0; k < N; ++k) ptr[k] = static_cast<S*>(p.data[k]) + at;
+    inner(ptr, ones, n);
+  };
+  const int64_t first = std::min(end, (begin + turn - 1) / turn * turn);
+  const int64_t turns_per_half = (end - first) / turn / 2;
+  if (turns_per_half < 2) return run(begin, end - begin);
+  if (first > begin) run(begin, first - begin);
+  const int64_t second = first + turns_per_half * turn;
+  for (int64_t t = 0; t < turns_per_half; ++t) {
+    run(first + t * turn, turn);
+    run(second + t * turn, turn);
+  }
+  const int64_t rest = second + turns_per_half * turn;
+  if (end > rest) run(rest, end - rest);
+}
+
 // Runs inner(ptrs, inner_strides, n) over every run of the innermost dim, in parallel over the flat index range.
 template <int N, typename S, typename Inner>
 void for_each_run(const ElementwisePlan& p, const Inner& inner) {
+  if (p.interleave && p.ndim == 1) {
+    at::parallel_for(0, p.numel, kGrainSize,
+                     [&](int64_t begin, int64_t end) { interleaved_halves<N, S>(p, begin, end, inner); });
+    return;
+  }
   at::parallel_for(0, p.numel, kGrainSize, [&](int64_t begin, int64_t end) {
     int64_t index[kMaxDims];
     S* ptr[N];

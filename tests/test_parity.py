@@ -126,11 +126,14 @@ import torch, relu_ext
 from conftest import DTYPES, make_tensor, assert_same
 print(torch.backends.cpu.get_cpu_capability())
 for stream_min_bytes, dtype in [(-1, dtype) for dtype in DTYPES] + [(0, dtype) for dtype in DTYPES]:
-    relu_ext._C._set_stream_min_bytes(stream_min_bytes)  # 0: every call takes the non-temporal store path
+    relu_ext._C._set_stream_min_bytes(stream_min_bytes)  # 0: non-temporal stores, and relu_ in interleaved halves
     for n in list(range(0, 140)) + [100_003] + [65_536 + k for k in range(1, 70, 3)]:
         x = make_tensor((n,), dtype, seed=n)
         r = torch.relu(x)
         assert_same(torch.ops.relu_ext.relu(x), r)
+        y = x.clone()
+        torch.ops.relu_ext.relu_(y)
+        assert_same(y, r)
         g = make_tensor((n,), dtype, seed=n + 1)
         assert_same(torch.ops.relu_ext.relu_backward(g, r), torch.ops.aten.threshold_backward(g, r, 0))
         assert_same(torch.ops.relu_ext.relu_backward(g[:1].expand(n), r),
