@@ -1,8 +1,10 @@
 """The benchmark's quick path, on tiny sizes with a tiny time budget: it runs, checks before timing, and writes the
 documented JSON. No timing is asserted."""
+import argparse
 import importlib.util
 import json
 import os
+import time
 
 import pytest
 import torch
@@ -59,3 +61,20 @@ def test_plot_without_matplotlib_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     benchmark.plot([], str(tmp_path / "x.png"))
     assert "needs matplotlib" in capsys.readouterr().out
+
+
+def test_a_slow_statement_is_timed_at_least_min_calls_times():
+    """One timed call is what a large case's share of the budget buys; the median needs several."""
+    args = argparse.Namespace(threads=1, min_run_time=0.001, sweeps=1)
+    m = benchmark.Runner(args).measure("label", "sub", "sleep", "time.sleep(0.02)", {"time": time}, 0.001)
+    assert m.number_per_run * len(m.raw_times) >= benchmark.MIN_CALLS
+
+
+def test_idle_case_times_both_impls_each_round(monkeypatch):
+    monkeypatch.setattr(benchmark, "IDLE_S", 0.0)
+    args = argparse.Namespace(threads=1, min_run_time=0.001, sweeps=1, rounds=2)
+    runner = benchmark.Runner(args)
+    benchmark.idle_case(runner, "cpu", 1024)
+    (row,) = runner.rows
+    assert row["op"] == "forward after 0 s idle" and row["numel"] == 1024
+    assert {name: len(times) for name, times in row["round_times_s"].items()} == {"relu_ext": 2, "torch.relu": 2}
