@@ -92,6 +92,21 @@ void check_relu_backward_inputs(const at::Tensor& grad_output, const at::Tensor&
 constexpr size_t kHugePageMinBytes = size_t(32) << 20;
 constexpr size_t kHugePageBytes = size_t(2) << 20;
 
+// RELU_EXT_HUGE_PAGES=0 (read once) keeps outputs on 4 KiB pages. For machines where a huge page can be cold: on a
+// VM whose host takes back free memory (virtio balloon free page reporting, as here), the first call after a pause
+// of a second or two finds its huge pages handed back and pays 512 host faults for each (2^26 float32 forward:
+// about 300 ms against torch's 90 ms; 21 ms in a loop). Calls in a loop, as in training, reuse warm ones.
+static bool huge_pages_allowed() {
+  static const bool allowed = [] {
+    const char* value = std::getenv("RELU_EXT_HUGE_PAGES");
+    if (value == nullptr || std::string(value) == "1") return true;
+    if (std::string(value) == "0") return false;
+    TORCH_WARN("relu_ext: RELU_EXT_HUGE_PAGES=", value, " is neither 0 nor 1; huge pages stay on");
+    return true;
+  }();
+  return allowed;
+}
+
 // Mid-size CPU outputs are placed in their 4 KiB page away from the inputs. A store and a later load whose
 // addresses agree in their low 12 bits look alike to the CPU ("4K aliasing") and the load waits for the store;
 // with the output starting 64 or 128 bytes above the input modulo 4 KiB, each iteration's loads hit the previous
@@ -149,7 +164,7 @@ static at::Tensor empty_output(at::IntArrayRef sizes, at::IntArrayRef strides, c
   if (!options.device().is_cpu()) return at::empty_strided(sizes, strides, options);
   const size_t nbytes = at::detail::computeStorageNbytes(sizes, strides, options.dtype().itemsize());
   if (nbytes < kPlacedMinBytes) return at::detail::empty_strided_cpu(sizes, strides, options);
-  if (nbytes < kHugePageMinBytes) {
+  if (nbytes < kHugePageMinBytes || !huge_pages_allowed()) {
     // From torch's CPU allocator (so its memory profiling sees it), a page more than needed, then shifted.
     c10::DataPtr block = c10::GetCPUAllocator()->allocate(nbytes + kPageBytes);
     const uintptr_t base = reinterpret_cast<uintptr_t>(block.get());
@@ -170,8 +185,8 @@ static at::Tensor empty_output(at::IntArrayRef sizes, at::IntArrayRef strides, c
   // A hint: where THP is off, this fails harmlessly and small pages are used. The pages are not touched here: the
   // kernel's threads fault in each their own part as they write it, so the zeroing is split between the threads
   // and the freshly zeroed 2 MiB is still in cache when it is written (a C loop here, 256 MB: 22-24 ms, against
-  // 39 ms when one thread populated everything first and 81 ms on small pages). On this VM about one call in five
-  // to ten still finds its huge pages cold and takes 5-10x longer (README).
+  // 39 ms when one thread populated everything first and 81 ms on small pages). The first call after a pause can
+  // find them cold (huge_pages_allowed).
   madvise(data, nbytes, MADV_HUGEPAGE);
   return wrap_cpu_output(c10::DataPtr(data, data, &std::free, c10::kCPU), nbytes, sizes, strides, options);
 #else

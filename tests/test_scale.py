@@ -1,5 +1,7 @@
 """A tensor of more than 2**31 elements (int8, about 2.1 GB): the flat index must not wrap at 32 bits."""
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -73,3 +75,44 @@ def test_mid_size_outputs_start_away_from_their_inputs_in_the_page(offset):
     assert torch.equal(out[: 2**18], torch.relu(x))
     out.share_memory_()
     assert out.is_shared() and torch.equal(out[: 2**18], torch.relu(x))
+
+
+HUGE_PAGE_PROBE = """
+import torch, relu_ext
+out = relu_ext.relu(torch.randn(2**24))  # 64 MB: glibc maps it fresh
+address = out.data_ptr()
+with open("/proc/self/smaps") as f:
+    lines = f.read().splitlines()
+for i, line in enumerate(lines):
+    start, _, end = line.split()[0].partition("-")
+    if end and int(start, 16) <= address < int(end, 16):
+        print(next(int(l.split()[1]) for l in lines[i + 1:] if l.startswith("AnonHugePages:")))
+        break
+"""
+
+
+def _thp_mode():
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return f.read().split("[")[1].split("]")[0]
+    except (OSError, IndexError):
+        return None
+
+
+@pytest.mark.skipif(_thp_mode() != "madvise", reason="needs transparent huge pages in madvise mode (the default)")
+@pytest.mark.parametrize("setting", [None, "1", "0", "yes"])
+def test_huge_pages_for_large_outputs_unless_turned_off(setting):
+    """From 32 MB, outputs go on huge pages; RELU_EXT_HUGE_PAGES=0 keeps them on 4 KiB pages (read from the mapping
+    that holds the output, as /proc/self/smaps reports it); another value warns and changes nothing."""
+    env = {k: v for k, v in os.environ.items() if k != "RELU_EXT_HUGE_PAGES"}
+    if setting is not None:
+        env["RELU_EXT_HUGE_PAGES"] = setting
+    run = subprocess.run([sys.executable, "-c", HUGE_PAGE_PROBE], env=env, capture_output=True, text=True, timeout=120,
+                         cwd=os.path.dirname(__file__))
+    assert run.returncode == 0, run.stderr
+    huge_kb = int(run.stdout)
+    if setting == "0":
+        assert huge_kb == 0
+    else:
+        assert huge_kb >= 32 * 1024
+    assert ("RELU_EXT_HUGE_PAGES=yes is neither 0 nor 1" in run.stderr) == (setting == "yes")
