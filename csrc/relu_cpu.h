@@ -136,11 +136,12 @@ struct ReluOp<c10::BFloat16> : Bits16ReluOp<c10::BFloat16, ReluScalar<c10::BFloa
 
 // In place past the last-level cache (plan.interleave), each thread walks its part as two halves taken
 // kInterleaveBytes at a time, in turn, rather than front to back: the hardware prefetcher follows a stream within a
-// 4 KiB page and starts over at the next, and two streams keep two pages' loads in flight. Measured here (float32
-// in place, 2 threads, same process, interleaved A/B over 8 rounds, two runs): 2^23 elements 1.32-1.38x as fast,
-// 2^24 1.02-1.10x, 2^25 1.03x; 2^21 and 2^22 (inside the cache) 0.88-0.99x, so not there. Out of place it lost at
-// every size from 2^20 to 2^26 (0.82-0.97x): there the output's fresh pages are faulted in as they are written, and
-// the sequential order suits that. Four streams, or 2 KiB and 8 KiB turns, were no better than two of 4 KiB.
+// 4 KiB page and starts over at the next, and two streams are meant to keep two pages' loads in flight. Measured
+// here (float32 in place, 2 threads, same process, interleaved A/B): at 2^23 elements (32 MB, the cache's size)
+// 1.04-1.38x as fast in five runs; from 2^24 to 2^26 a wash (21 rounds: 0.99-1.03x); at 2^21 and 2^22 (inside the
+// cache) 0.88-0.99x, so not there. Out of place it lost at every size from 2^20 to 2^26 (0.82-0.97x): there the
+// output's fresh pages are faulted in as they are written, and the sequential order suits that. Four streams, or 2
+// KiB and 8 KiB turns, were no better than two of 4 KiB.
 constexpr int64_t kInterleaveBytes = 4096;
 
 // Runs inner(ptrs, unit strides, n) over [begin, end) of a one-dim plan as two interleaved halves (see above).
