@@ -141,14 +141,19 @@ class Runner:
         rounds = max(1, self.args.rounds)
         medians = {name: [] for name in impls}
         measured = []
-        for r in range(rounds):
-            for name in (list(impls) if r % 2 == 0 else list(reversed(impls))):
-                stmt, env = impls[name]
-                m = self.measure(label, sub_label, name, stmt, env, self.share() / rounds)
-                medians[name].append(m.median)
-                measured.append(m)
+        for name in self.turns(impls):
+            stmt, env = impls[name]
+            m = self.measure(label, sub_label, name, stmt, env, self.share() / rounds)
+            medians[name].append(m.median)
+            measured.append(m)
         self.measurements += benchmark.Measurement.merge(measured)
         self.record(make_row(device, op, dtype_name, numel, bytes_moved, medians, [copy_time] if copy_time else []))
+
+    def turns(self, impls):
+        """The impls' names in the order they are timed: --rounds rounds, A B .. then .. B A."""
+        names = list(impls)
+        for r in range(max(1, self.args.rounds)):
+            yield from (names if r % 2 == 0 else names[::-1])
 
     def record(self, row):
         self.rows.append(row)
@@ -216,12 +221,11 @@ def idle_case(runner, device, numel):
     x = sample(numel, torch.float32, device)
     impls = {"relu_ext": relu_ext.relu, "torch.relu": torch.relu}
     times = {name: [] for name in impls}
-    for r in range(max(1, runner.args.rounds)):
-        for name in (list(impls) if r % 2 == 0 else list(reversed(impls))):
-            time.sleep(IDLE_S)
-            start = time.perf_counter()
-            impls[name](x)
-            times[name].append(time.perf_counter() - start)
+    for name in runner.turns(impls):
+        time.sleep(IDLE_S)
+        start = time.perf_counter()
+        impls[name](x)
+        times[name].append(time.perf_counter() - start)
     runner.record(make_row(device, f"forward after {IDLE_S:g} s idle", "float32", numel, 2 * x.nbytes, times, []))
 
 

@@ -73,7 +73,8 @@ PyMethodDef methods[] = {
     {"relu", py_relu, METH_O, "relu_ext::relu on a tensor, through the dispatcher (autograd included)"},
     {"relu_", py_relu_, METH_O, "relu_ext::relu_ on a tensor, in place; returns None"},
     {"_set_stream_min_bytes", py_set_stream_min_bytes, METH_O,
-     "for tests: CPU calls moving more bytes than this use non-temporal stores (-1: the last-level cache size)"},
+     "for tests: CPU calls moving more bytes than this take the past-the-cache paths (non-temporal stores out of "
+     "place, interleaved halves in place; -1: the last-level cache size)"},
     {"_set_overloads", py_set_overloads, METH_VARARGS, "the OpOverloads to call for tensor subclasses and modes"},
     {nullptr, nullptr, 0, nullptr}};
 
