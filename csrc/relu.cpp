@@ -368,19 +368,20 @@ static int64_t last_level_cache_bytes() {
 // store first reads the line it overwrites. Measured here (32 MiB L3, 2 threads, float32, same process A/B):
 // backward at 2^22 elements (48 MB) 850-1010 us with cached stores, 634-658 us streaming, torch 792-870 us; but
 // inside the cache they lose (forward at 2^21, 16 MB: 96 us against 300 us), and in place they lost at every
-// size (the read has already brought the line in), so relu_ never uses them; past the cache it walks each thread's
-// part as two interleaved halves instead (relu_cpu.h).
+// size (the read has already brought the line in), so relu_ never uses them; where a call moves more than the cache
+// holds but the tensor alone still fits, it walks each thread's part as two interleaved halves instead (relu_cpu.h).
 static std::atomic<int64_t> stream_min_bytes{-1};  // -1: the last-level cache size, looked up on first use
 
 void set_stream_min_bytes(int64_t bytes) { stream_min_bytes = bytes; }
 
+static int64_t cache_bytes() {
+  static const int64_t bytes = last_level_cache_bytes();
+  return bytes;
+}
+
 static bool past_the_cache(const at::Tensor& out, int operands) {
-  int64_t threshold = stream_min_bytes.load(std::memory_order_relaxed);
-  if (threshold < 0) {
-    static const int64_t cache_bytes = last_level_cache_bytes();
-    threshold = cache_bytes;
-  }
-  return int64_t(out.nbytes()) * operands > threshold;
+  const int64_t threshold = stream_min_bytes.load(std::memory_order_relaxed);
+  return int64_t(out.nbytes()) * operands > (threshold < 0 ? cache_bytes() : threshold);
 }
 
 at::Tensor relu(const at::Tensor& self) {
@@ -400,7 +401,8 @@ void relu_(const at::Tensor& self) {
   self.unsafeGetTensorImpl()->bump_version();  // as torch's in-place ops do; custom ops get no automatic bump
   if (self.numel() != 0) {
     ElementwisePlan plan = make_plan({&self, &self});
-    plan.interleave = past_the_cache(self, 2);
+    // Not for tensors bigger than the cache: there the plain sequential walk was as fast or faster (relu_cpu.h).
+    plan.interleave = past_the_cache(self, 2) && int64_t(self.nbytes()) <= cache_bytes();
     kernels().forward(plan, self.scalar_type());
   }
 }

@@ -25,7 +25,7 @@ struct ElementwisePlan {
   int64_t strides[3][kMaxDims];  // in elements
   void* data[3];
   bool stream_stores;  // write operand 0 with non-temporal stores (see relu.cpp: only past the last-level cache)
-  bool interleave;     // in place past the last-level cache: each thread walks two halves in turn (relu_cpu.h)
+  bool interleave;     // in place, past the cache but fitting in it: two halves walked in turn (relu_cpu.h)
 };
 
 // Plan for `operands` (the first is written). They must have the same shape; the caller checks.

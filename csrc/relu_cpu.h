@@ -134,14 +134,17 @@ struct ReluOp<c10::Half> : Bits16ReluOp<c10::Half, ReluScalar<c10::Half>::kNegIn
 template <>
 struct ReluOp<c10::BFloat16> : Bits16ReluOp<c10::BFloat16, ReluScalar<c10::BFloat16>::kNegInfBits> {};
 
-// In place past the last-level cache (plan.interleave), each thread walks its part as two halves taken
-// kInterleaveBytes at a time, in turn, rather than front to back: the hardware prefetcher follows a stream within a
-// 4 KiB page and starts over at the next, and two streams are meant to keep two pages' loads in flight. Measured
-// here (float32 in place, 2 threads, same process, interleaved A/B): at 2^23 elements (32 MB, the cache's size)
-// 1.04-1.38x as fast in five runs; from 2^24 to 2^26 a wash (21 rounds: 0.99-1.03x); at 2^21 and 2^22 (inside the
-// cache) 0.88-0.99x, so not there. Out of place it lost at every size from 2^20 to 2^26 (0.82-0.97x): there the
-// output's fresh pages are faulted in as they are written, and the sequential order suits that. Four streams, or 2
-// KiB and 8 KiB turns, were no better than two of 4 KiB.
+// In place, where a call moves more bytes than the last-level cache holds but the tensor alone still fits in it
+// (plan.interleave, relu.cpp), each thread walks its part as two halves taken kInterleaveBytes at a time, in turn,
+// rather than front to back: the hardware prefetcher follows a stream within a 4 KiB page and starts over at the
+// next, and two streams are meant to keep two pages' loads in flight. Measured here (float32 in place, 2 threads,
+// one process, relu_ext with and without it and torch.relu_ rotated call by call, median of per-call ratios
+// torch/relu_ext; 32 MiB L3): at 2^22.5 and 2^23 elements (24 and 32 MB) it beat the sequential walk in 7 of 13
+// runs (up to 1.29 against 1.04-1.10), tied in 3 and lost in 3 (0.77-0.95 against 1.00-1.02). For bigger tensors,
+// 2^24 to 2^26, it won 2 of 16 runs by 2% and lost up to 11%, while the sequential walk was 1.00-1.04 in all 16:
+// those take the sequential walk. At 2^21 and 2^22 (inside the cache) it lost too (0.88-0.99). Out of place it lost
+// at every size from 2^20 to 2^26 (0.82-0.97x): there the output's fresh pages are faulted in as they are written,
+// and the sequential order suits that. Four streams, or 2 KiB and 8 KiB turns, were no better than two of 4 KiB.
 constexpr int64_t kInterleaveBytes = 4096;
 
 // Runs inner(ptrs, unit strides, n) over [begin, end) of a one-dim plan as two interleaved halves (see above).
