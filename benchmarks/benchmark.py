@@ -3,9 +3,10 @@
 Every case runs relu_ext and its peers in the same process with torch.utils.benchmark (blocked_autorange, medians
 of at least 5 timed calls after a warm-up; CUDA timings synchronise), taking turns: --rounds rounds per case in
 alternating order, the whole run repeated --sweeps times, each impl's time the median of all its rounds. Per row:
-time, GB/s (bytes read + written), the ratio against torch (torch's time / relu_ext's: above 1 means relu_ext is
-faster) and the fraction of the copy limit (a plain copy of the same bytes into a preallocated tensor). Those rows
-time calls in a loop; where a CPU run reaches 32 MB of float32, one more row times single calls after 2 s idle.
+time, GB/s (bytes read + written), the ratio against torch (torch's time / relu_ext's in the same round, the median
+over rounds: above 1 means relu_ext is faster) and the fraction of the copy limit (a plain copy of the same bytes
+into a preallocated tensor). Those rows time calls in a loop; where a CPU run reaches 32 MB of float32, one more row
+times single calls after 2 s idle.
 
     python benchmarks/benchmark.py --quick                  # under a minute on a 2-core machine
     python benchmarks/benchmark.py --json out.json --plot out.png --markdown out.md
@@ -174,17 +175,23 @@ class Runner:
 
 
 def make_row(device, op, dtype_name, numel, bytes_moved, round_times, copy_times, sweeps=1):
-    """A result row; round_times: each impl's round medians (relu_ext first, torch second)."""
+    """A result row; round_times: each impl's round medians (relu_ext first, torch second), round i of every impl
+    from the same turn of Runner.turns().
+
+    Times are the medians of the rounds. A ratio is the median over rounds of the peer's time / relu_ext's in the
+    same round: the two were timed back to back, so a slow spell of the machine, which lasts longer than a round,
+    slows both sides of a pair. The ratio of the two medians would let the spells decide instead: over a handful of
+    rounds, one side meeting a slow spell more often than the other moves it by tens of percent."""
     times = {name: statistics.median(ts) for name, ts in round_times.items()}
     names = list(times)
-    mine, torch_time = times[names[0]], times[names[1]]
+    mine = round_times[names[0]]
+    ratios = {k: statistics.median(t / m for t, m in zip(ts, mine)) for k, ts in round_times.items() if k != names[0]}
     copy_time = statistics.median(copy_times) if copy_times else None
     return {"device": device, "op": op, "dtype": dtype_name, "numel": numel, "bytes": bytes_moved, "sweeps": sweeps,
             "times_s": times, "round_times_s": round_times, "copy_times_s": copy_times,
             "gbps": {k: bytes_moved / t / 1e9 for k, t in times.items()},
-            "ratio_vs_torch": torch_time / mine,
-            "ratios": {k: t / mine for k, t in times.items() if k != names[0]},
-            "copy_fraction": (copy_time / mine) if copy_time else None}
+            "ratio_vs_torch": ratios[names[1]], "ratios": ratios,
+            "copy_fraction": (copy_time / times[names[0]]) if copy_time else None}
 
 
 def case_labels(device, op, dtype_name, numel):
@@ -198,7 +205,7 @@ def print_row(row):
     names = list(times)
     mine = times[names[0]]
     label, sub_label = case_labels(row["device"], row["op"], row["dtype"], row["numel"])
-    peers = "  ".join(f"{k} {fmt_time(t)} ({t / mine:.2f}x)" for k, t in times.items() if k != names[0])
+    peers = "  ".join(f"{k} {fmt_time(t)} ({row['ratios'][k]:.2f}x)" for k, t in times.items() if k != names[0])
     limit = f"  {row['copy_fraction'] * 100:5.1f}% of copy" if row["copy_fraction"] else ""
     print(f"{label:<28} {sub_label:<14} relu_ext {fmt_time(mine):>9} {row['gbps'][names[0]]:7.1f} GB/s  "
           f"ratio {row['ratio_vs_torch']:5.2f}{limit}  | {peers}", flush=True)
@@ -355,9 +362,10 @@ def markdown(info, rows):
     """A table of ratios (torch time / relu_ext time) per op and dtype against size, and the copy-limit fractions."""
     lines = [f"Machine: {info['cpu']}, {info['threads']} threads, {info.get('gpu', 'no GPU')}, torch {info['torch']}, "
              f"CPU capability {info['cpu_capability']}, {info['date']}.", "",
-             "Ratio = torch's median time / relu_ext's (above 1: relu_ext is faster); in brackets, relu_ext's "
-             "throughput as a fraction of a plain copy of the same bytes in the same run. Each time is the median of "
-             f"{info['sweeps']} sweeps x {info['rounds']} rounds, the impls taking turns."]
+             "Ratio = torch's time / relu_ext's in the same round, the median over "
+             f"{info['sweeps']} sweeps x {info['rounds']} rounds, the impls taking turns (above 1: relu_ext is "
+             "faster); in brackets, relu_ext's throughput (its median time) as a fraction of a plain copy of the "
+             "same bytes in the same run."]
     if any("idle" in r["op"] for r in rows):
         lines.append(f"The 'after {IDLE_S:g} s idle' row times one call per round after a pause, not calls in a loop "
                      "(benchmark.py, idle_case).")
@@ -395,8 +403,8 @@ def main(argv=None):
     parser.add_argument("--dtypes", default="float32,bfloat16", help=f"comma list from {', '.join(DTYPES)}")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads for both sides")
     parser.add_argument("--min-run-time", type=float, default=None, help="seconds per impl per case")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="turns each impl takes per case and sweep, order alternating (default 2)")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="turns each impl takes per case and sweep, order alternating (default 4)")
     parser.add_argument("--sweeps", type=int, default=None,
                         help="times the whole run is repeated; each case's time is the median over all of them "
                              "(default 3; 1 with --quick)")

@@ -78,3 +78,22 @@ def test_idle_case_times_both_impls_each_round(monkeypatch):
     (row,) = runner.rows
     assert row["op"] == "forward after 0 s idle" and row["numel"] == 1024
     assert {name: len(times) for name, times in row["round_times_s"].items()} == {"relu_ext": 2, "torch.relu": 2}
+
+
+def test_ratio_pairs_each_round_with_the_same_round_of_torch():
+    """A slow spell that hits torch in one round and relu_ext in another must not decide the ratio: each round is a
+    pair, timed back to back, and the ratio is the median over pairs (here 1.1 in two of three rounds)."""
+    rounds = {"relu_ext": [2.0, 1.0, 1.0], "torch.relu": [2.2, 1.1, 4.0], "nn.ReLU": [4.0, 2.0, 2.0]}
+    row = benchmark.make_row("cpu", "forward", "float32", 1024, 8192, rounds, [])
+    assert row["ratio_vs_torch"] == pytest.approx(1.1)  # the ratio of the medians would say 2.2 / 1.0
+    assert row["ratios"] == pytest.approx({"torch.relu": 1.1, "nn.ReLU": 2.0})
+    assert row["times_s"] == {"relu_ext": 1.0, "torch.relu": 2.2, "nn.ReLU": 2.0}
+    # Over sweeps, combine() keeps the pairs: round i of one impl still meets round i of the other.
+    args = argparse.Namespace(threads=1, min_run_time=0.001, sweeps=2, rounds=3)
+    runner = benchmark.Runner(args)
+    runner.rows = [row, benchmark.make_row("cpu", "forward", "float32", 1024, 8192,
+                                           {"relu_ext": [3.0, 3.0, 3.0], "torch.relu": [1.5, 1.5, 1.5],
+                                            "nn.ReLU": [3.0, 3.0, 3.0]}, [])]
+    (combined,) = runner.combine()
+    assert combined["ratio_vs_torch"] == pytest.approx((1.1 + 0.5) / 2)  # six pairs: 1.1 1.1 4 0.5 0.5 0.5
+    assert combined["sweeps"] == 2
