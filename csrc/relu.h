@@ -96,8 +96,8 @@ struct ReluScalar<c10::BFloat16> : Bits16ReluScalar<static_cast<int16_t>(0xFF80)
 
 namespace cpu {
 // CPU calls that move more than `bytes` (reads + writes) take the past-the-cache paths: non-temporal stores out of
-// place, interleaved halves in place. -1 (the default) is the last-level cache size. For tests, which force those
-// paths on small tensors with 0.
+// place, interleaved halves in place (for tensors no bigger than the cache). -1 (the default) is the last-level cache
+// size. For tests, which force those paths on small tensors with 0.
 void set_stream_min_bytes(int64_t bytes);
 
 // One set per CPU capability (relu_cpu.h compiled by relu_cpu_{default,avx2,avx512}.cpp).
