@@ -4,6 +4,7 @@
 // are differentiable on every device and under torch.func; double backward works because the backward is an op with
 // its own node. relu_ext.ReLUFunction (Python) computes the same thing for users who want a Function.
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/csrc/autograd/VariableTypeUtils.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/utils.h>
 #include <torch/library.h>
@@ -100,10 +101,9 @@ void relu__autograd(c10::DispatchKeySet ks, const at::Tensor& self) {
     at::AutoDispatchBelowADInplaceOrView guard;
     return relu__op().redispatch(ks & c10::after_autograd_keyset, self);
   }
-  // torch's checks and words, made before anything is written.
-  TORCH_CHECK(!self.is_leaf(), "a leaf Variable that requires grad is being used in an in-place operation.");
-  TORCH_CHECK(!(self.is_view() && self._base().is_leaf()),
-              "a view of a leaf Variable that requires grad is being used in an in-place operation.");
+  // torch's own check, before anything is written: a leaf, a view of one, or a view whose history an in-place op
+  // may not rewrite (made in no_grad, by a custom Function, or one of several views) raises torch's error.
+  torch::autograd::check_inplace(self, /*requires_grad=*/true);
   auto node = make_node<ReluExtNode<1>>();
   node->set_next_edges(torch::autograd::collect_next_edges(self));
   {

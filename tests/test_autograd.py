@@ -66,6 +66,44 @@ def test_inplace_on_leaf_that_requires_grad_raises_before_writing():
     assert torch.equal(x.detach(), torch.relu(before))
 
 
+class _Identity(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+def _view_made_in_no_grad(base):
+    with torch.no_grad():
+        return base[1]
+
+
+# Views whose autograd history an in-place op may not rewrite: torch refuses each with its own message.
+_FORBIDDEN_VIEWS = {
+    "custom Function output": lambda base: _Identity.apply(base),
+    "one of several views (unbind)": lambda base: base.unbind(0)[1],
+    "made in no_grad": _view_made_in_no_grad,
+}
+
+
+@pytest.mark.parametrize("make_view", _FORBIDDEN_VIEWS.values(), ids=list(_FORBIDDEN_VIEWS))
+def test_inplace_on_a_view_torch_refuses_raises_torchs_error_before_writing(make_view):
+    leaf = torch.randn(4, 3, requires_grad=True)
+    messages = []
+    for fn in (torch.relu_, relu_ext.relu_):
+        base = leaf * 1
+        view = make_view(base)
+        before = base.detach().clone()
+        with pytest.raises(RuntimeError) as error:
+            fn(view)
+        assert torch.equal(base.detach(), before)
+        messages.append(str(error.value))
+    assert messages[1] == messages[0]
+
+
 def test_inplace_returns_input_bumps_version_and_backprops_like_torch():
     for fn in (relu_ext.relu_, torch.relu_):
         x = torch.randn(8, dtype=torch.float64, requires_grad=True)
