@@ -4,6 +4,7 @@
 // are differentiable on every device and under torch.func; double backward works because the backward is an op with
 // its own node. relu_ext.ReLUFunction (Python) computes the same thing for users who want a Function.
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/ops/zeros_like.h>
 #include <torch/csrc/autograd/VariableTypeUtils.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/utils.h>
@@ -79,6 +80,11 @@ auto make_node() {
 // Whether this call is recorded in a graph (needs a node).
 bool records_grad(const at::Tensor& t) { return t.requires_grad() && at::GradMode::is_enabled(); }
 
+// Forward-mode AD (torch.func.jvp, jacfwd, torch.autograd.forward_ad), as torch's generated code does it for relu
+// (derivatives.yaml: `result: auto_element_wise`): the output's tangent is the input's through the gradient's rule,
+// relu_backward(tangent, result). Level 0, as in torch's generated code; torch.func maps its levels onto it.
+constexpr uint64_t kForwardLevel = 0;
+
 // What torch's generated autograd code does: redispatch below autograd with the keys this call came with (no second
 // full dispatch), then link the output to the node.
 at::Tensor relu_autograd(c10::DispatchKeySet ks, const at::Tensor& self) {
@@ -93,13 +99,26 @@ at::Tensor relu_autograd(c10::DispatchKeySet ks, const at::Tensor& self) {
     torch::autograd::set_history(result, node);
     node->result_ = torch::autograd::SavedVariable(result, /*is_output=*/true);
   }
+  const at::Tensor& self_t = self._fw_grad(kForwardLevel);
+  if (self_t.defined()) {
+    result._set_fw_grad(relu_backward_op().call(self_t, result), kForwardLevel, /*is_inplace_op=*/false);
+  }
   return result;
+}
+
+// In place, the tangent is updated in place too (a view's is a view of its base's), from the primal's new values.
+void relu__tangent(const at::Tensor& self) {
+  at::Tensor self_t = self._fw_grad(kForwardLevel);
+  if (self_t.defined()) self_t.copy_(relu_backward_op().call(self_t, self._fw_primal(kForwardLevel)));
 }
 
 void relu__autograd(c10::DispatchKeySet ks, const at::Tensor& self) {
   if (!records_grad(self)) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return relu__op().redispatch(ks & c10::after_autograd_keyset, self);
+    {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      relu__op().redispatch(ks & c10::after_autograd_keyset, self);
+    }
+    return relu__tangent(self);
   }
   // torch's own check, before anything is written: a leaf, a view of one, or a view whose history an in-place op
   // may not rewrite (made in no_grad, by a custom Function, or one of several views) raises torch's error.
@@ -114,6 +133,7 @@ void relu__autograd(c10::DispatchKeySet ks, const at::Tensor& self) {
   node->add_input_metadata(self);
   torch::autograd::impl::rebase_history(self, {node, 0});
   node->result_ = torch::autograd::SavedVariable(self, /*is_output=*/true, /*is_inplace_on_view=*/self.is_view());
+  relu__tangent(self);
 }
 
 at::Tensor relu_backward_autograd(c10::DispatchKeySet ks, const at::Tensor& grad_output, const at::Tensor& result) {
@@ -127,6 +147,14 @@ at::Tensor relu_backward_autograd(c10::DispatchKeySet ks, const at::Tensor& grad
     node->set_next_edges(torch::autograd::collect_next_edges(grad_output, result));
     torch::autograd::set_history(grad_input, node);
     node->result_ = torch::autograd::SavedVariable(result, /*is_output=*/false);
+  }
+  // Linear in grad_output; a tangent of result alone gives zero, as torch's threshold_backward does.
+  const at::Tensor& grad_output_t = grad_output._fw_grad(kForwardLevel);
+  if (grad_output_t.defined() || result._fw_grad(kForwardLevel).defined()) {
+    at::Tensor grad_input_t = grad_output_t.defined()
+                                  ? relu_backward_op().call(grad_output_t, result._fw_primal(kForwardLevel))
+                                  : at::zeros_like(grad_input);
+    grad_input._set_fw_grad(grad_input_t, kForwardLevel, /*is_inplace_op=*/false);
   }
   return grad_input;
 }

@@ -154,8 +154,8 @@ if hasattr(torch.library, "register_vmap"):  # torch >= 2.5
 
 class ReLUFunction(torch.autograd.Function):
     """relu as an autograd.Function: forward relu_ext::relu (or relu_ when inplace), saving the output as torch's relu
-    does; backward relu_ext::relu_backward, itself differentiable, so double backward works. Works under torch.func
-    (setup_context and a vmap rule)."""
+    does; backward relu_ext::relu_backward, itself differentiable, so double backward works; forward mode through
+    jvp. Works under torch.func (setup_context and a vmap rule)."""
 
     @staticmethod
     def forward(input, inplace=False):
@@ -166,14 +166,23 @@ class ReLUFunction(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        if inputs[1]:
+        ctx.inplace = inputs[1]
+        if ctx.inplace:
             ctx.mark_dirty(inputs[0])
         ctx.save_for_backward(output)
+        ctx.save_for_forward(output)
 
     @staticmethod
     def backward(ctx, grad_output):
         (result,) = ctx.saved_tensors
         return _relu_backward(grad_output, result), None
+
+    @staticmethod
+    def jvp(ctx, input_t, inplace_t):
+        """Forward mode (torch.func.jvp, jacfwd): the tangent goes through the gradient's rule, as torch's relu."""
+        (result,) = ctx.saved_tensors
+        output_t = _relu_backward(input_t, result)
+        return input_t.copy_(output_t) if ctx.inplace else output_t  # in place: the input's tangent, updated
 
     @staticmethod
     def vmap(info, in_dims, input, inplace=False):

@@ -1,11 +1,17 @@
-"""Autograd through relu_ext: gradients, double backward, in-place rules, torch.func, autocast, threads."""
+"""Autograd through relu_ext: gradients, double backward, forward mode, in-place rules, torch.func, autocast,
+threads."""
 import threading
 
 import pytest
 import torch
+import torch.autograd.forward_ad as fwAD
 
 import relu_ext
 from conftest import DEVICES, FLOAT_DTYPES, assert_same, make_tensor
+
+# torch's forward mode scripts a helper of its own on first use (torch.autograd.forward_ad.make_dual), and
+# torch.jit.script warns that it is deprecated: torch's warning, not relu_ext's.
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
 
 
 def grads(fn, x, upstream):
@@ -170,6 +176,91 @@ def test_torch_func_grad_vmap_jacrev():
     per_sample = torch.func.vmap(torch.func.grad(lambda t: (relu_ext.relu(t) * t).sum()))(x)
     expected = torch.func.vmap(torch.func.grad(lambda t: (torch.relu(t) * t).sum()))(x)
     assert_same(per_sample, expected)
+
+
+# Forward mode: every entry point, out of place and in place, against torch's tangents.
+_FORWARD_FNS = {
+    "relu": (relu_ext.relu, torch.relu),
+    "ReLU": (relu_ext.ReLU(), torch.nn.ReLU()),
+    "torch.ops": (torch.ops.relu_ext.relu, torch.relu),
+    "ReLUFunction": (lambda t: relu_ext.ReLUFunction.apply(t, False), torch.relu),
+}
+_FORWARD_INPLACE_FNS = {
+    "relu_": (relu_ext.relu_, torch.relu_),
+    "ReLU(inplace=True)": (relu_ext.ReLU(inplace=True), torch.nn.ReLU(inplace=True)),
+    "torch.ops": (torch.ops.relu_ext.relu_, torch.relu_),
+    "ReLUFunction": (lambda t: relu_ext.ReLUFunction.apply(t, True), torch.relu_),
+}
+
+
+def _dual_run(fn, x, tangent, inplace=False, view=False):
+    """fn on a dual tensor (x, tangent), or on a view of one; returns (primal, tangent) of what fn gives and, in
+    place, of the base the view came from."""
+    with fwAD.dual_level():
+        dual = fwAD.make_dual(x.clone(), tangent.clone())
+        arg = dual[1:] if view else dual
+        out = fn(arg)
+        if inplace:
+            assert out is arg or out is None
+            out = dual
+        primal, out_t = fwAD.unpack_dual(out)
+        return primal.clone(), out_t.clone()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("fns", _FORWARD_FNS.values(), ids=list(_FORWARD_FNS))
+def test_forward_mode_matches_torch(device, dtype, fns):
+    x = make_tensor((5, 67), dtype, device)
+    x.view(-1)[:4] = 0.0
+    tangent = make_tensor((5, 67), dtype, device, seed=3)
+    mine, theirs = (_dual_run(fn, x, tangent) for fn in fns)
+    assert_same(mine[0], theirs[0])
+    assert_same(mine[1], theirs[1])
+
+
+@pytest.mark.parametrize("view", [False, True], ids=["tensor", "view"])
+@pytest.mark.parametrize("fns", _FORWARD_INPLACE_FNS.values(), ids=list(_FORWARD_INPLACE_FNS))
+def test_forward_mode_in_place_updates_the_tangent_like_torch(fns, view):
+    x = make_tensor((5, 67), torch.float64)
+    tangent = make_tensor((5, 67), torch.float64, seed=3)
+    mine, theirs = (_dual_run(fn, x, tangent, inplace=True, view=view) for fn in fns)
+    assert_same(mine[0], theirs[0])
+    assert_same(mine[1], theirs[1])
+
+
+@pytest.mark.parametrize("with_tangent", ["grad_output", "result", "both"])
+def test_forward_mode_through_relu_backward_matches_threshold_backward(with_tangent):
+    g, r = torch.randn(6, 5, dtype=torch.float64), torch.relu(torch.randn(6, 5, dtype=torch.float64))
+    g_t, r_t = torch.randn(6, 5, dtype=torch.float64), torch.randn(6, 5, dtype=torch.float64)
+    results = []
+    for fn in (torch.ops.relu_ext.relu_backward, lambda a, b: torch.ops.aten.threshold_backward(a, b, 0)):
+        with fwAD.dual_level():
+            a = fwAD.make_dual(g, g_t) if with_tangent in ("grad_output", "both") else g
+            b = fwAD.make_dual(r, r_t) if with_tangent in ("result", "both") else r
+            primal, tangent = fwAD.unpack_dual(fn(a, b))
+            results.append((primal.clone(), tangent.clone()))
+    assert_same(results[0][0], results[1][0])
+    assert_same(results[0][1], results[1][1])
+
+
+def test_torch_func_jvp_jacfwd_and_forward_over_reverse_match_torch():
+    x = torch.randn(4, 6, dtype=torch.float64)
+    x[0, :2] = 0.0
+    v = torch.randn(4, 6, dtype=torch.float64)
+    for ext, ref in [(relu_ext.relu, torch.relu), (lambda t: relu_ext.relu_(t * 1), lambda t: torch.relu_(t * 1))]:
+        for mine, theirs in [
+            (torch.func.jvp(ext, (x,), (v,)), torch.func.jvp(ref, (x,), (v,))),
+            (torch.func.jacfwd(ext)(x[0]), torch.func.jacfwd(ref)(x[0])),
+            (torch.func.hessian(lambda t: (ext(t) * t).sum())(x[0]),
+             torch.func.hessian(lambda t: (ref(t) * t).sum())(x[0])),
+            (torch.func.jvp(torch.func.grad(lambda t: (ext(t) * t).sum()), (x,), (v,)),
+             torch.func.jvp(torch.func.grad(lambda t: (ref(t) * t).sum()), (x,), (v,))),
+        ]:
+            mine, theirs = (r if isinstance(r, tuple) else (r,) for r in (mine, theirs))
+            assert len(mine) == len(theirs)
+            for a, b in zip(mine, theirs):
+                assert_same(a, b)
 
 
 def test_autocast_cpu_bfloat16_matches_nn_relu():
