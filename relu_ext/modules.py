@@ -3,6 +3,8 @@ import torch
 
 from .ops import relu
 
+_is_scripting = torch.jit.is_scripting
+
 
 class ReLU(torch.nn.Module):
     """Drop-in for torch.nn.ReLU: same constructor, attributes, repr and results, relu_ext's kernels."""
@@ -15,6 +17,11 @@ class ReLU(torch.nn.Module):
         self.inplace = inplace
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if _is_scripting():  # torch.jit.script compiles this branch only (relu() below is Python only)
+            if self.inplace:
+                torch.ops.relu_ext.relu_(input)
+                return input
+            return torch.ops.relu_ext.relu(input)
         return relu(input, inplace=self.inplace)
 
     def extra_repr(self) -> str:

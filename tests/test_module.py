@@ -1,5 +1,6 @@
 """relu_ext.ReLU as a drop-in for nn.ReLU, and replace_relu; bitwise equal results in real models and training."""
 import copy
+import io
 import pickle
 
 import pytest
@@ -113,6 +114,29 @@ def test_replace_relu_in_convnet_bitwise(device, channels_last):
             outs.append([out.detach()] + [p.grad.clone() for p in model.parameters()])
         for mine, theirs in zip(outs[1], outs[0]):
             assert_same(mine, theirs)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:FutureWarning")  # torch's own, for TorchScript
+@pytest.mark.parametrize("inplace", [False, True])
+def test_torch_jit_script_and_save_load_like_nn_relu(inplace):
+    """A model that scripts with nn.ReLU scripts with relu_ext.ReLU: the graph calls relu_ext's ops, and the scripted
+    model (also saved and loaded) gives nn.ReLU's outputs and gradients."""
+    results = []
+    for relu in (nn.ReLU(inplace), relu_ext.ReLU(inplace)):
+        torch.manual_seed(0)
+        scripted = torch.jit.script(nn.Sequential(nn.Linear(4, 8), relu, nn.Linear(8, 2)))
+        buffer = io.BytesIO()
+        torch.jit.save(scripted, buffer)
+        buffer.seek(0)
+        loaded = torch.jit.load(buffer)
+        x = torch.randn(3, 4, generator=torch.Generator().manual_seed(1), requires_grad=True)
+        out = scripted(x)
+        out.sum().backward()
+        results.append((out.detach(), x.grad, loaded(x.detach())))
+        graph = str(scripted.inlined_graph)
+    assert ("relu_ext::relu_" if inplace else "relu_ext::relu(") in graph
+    for mine, theirs in zip(results[1], results[0]):
+        assert_same(mine, theirs)
 
 
 def test_replace_relu_is_idempotent_and_leaves_subclasses():
