@@ -148,7 +148,7 @@ at::Tensor relu_backward_autograd(c10::DispatchKeySet ks, const at::Tensor& grad
     torch::autograd::set_history(grad_input, node);
     node->result_ = torch::autograd::SavedVariable(result, /*is_output=*/false);
   }
-  // Linear in grad_output; a tangent of result alone gives zero, as torch's threshold_backward does.
+  // Linear in grad_output; a tangent of result alone gives zero, as torch's formula for relu's backward has it.
   const at::Tensor& grad_output_t = grad_output._fw_grad(kForwardLevel);
   if (grad_output_t.defined() || result._fw_grad(kForwardLevel).defined()) {
     at::Tensor grad_input_t = grad_output_t.defined()
