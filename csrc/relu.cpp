@@ -66,18 +66,25 @@ void check_no_internal_overlap(const at::Tensor& self) {
               "location. Please clone() the tensor before performing the operation.");
 }
 
-void check_relu_backward_inputs(const at::Tensor& grad_output, const at::Tensor& result) {
-  check_relu_input(grad_output, "relu_backward (grad_output)");
-  check_relu_input(result, "relu_backward (result)");
-  TORCH_CHECK(grad_output.sizes() == result.sizes(), "relu_ext.relu_backward: grad_output has shape ",
+void check_relu_backward_inputs(const at::Tensor& grad_output, const at::Tensor& result, bool in_place) {
+  const char* op = in_place ? "relu_backward_" : "relu_backward";
+  check_relu_input(grad_output, in_place ? "relu_backward_ (grad_output)" : "relu_backward (grad_output)");
+  check_relu_input(result, in_place ? "relu_backward_ (result)" : "relu_backward (result)");
+  TORCH_CHECK(grad_output.sizes() == result.sizes(), "relu_ext.", op, ": grad_output has shape ",
               grad_output.sizes(), " but result has shape ", result.sizes(),
               "; they must match (grad_output is the gradient of relu's output, result is that output)");
-  TORCH_CHECK(grad_output.scalar_type() == result.scalar_type(), "relu_ext.relu_backward: grad_output has dtype ",
+  TORCH_CHECK(grad_output.scalar_type() == result.scalar_type(), "relu_ext.", op, ": grad_output has dtype ",
               dtype_name(grad_output.scalar_type()), " but result has dtype ", dtype_name(result.scalar_type()),
               "; they must match: convert grad_output with .to(result.dtype)");
-  TORCH_CHECK(grad_output.device() == result.device(), "relu_ext.relu_backward: grad_output is on ",
+  TORCH_CHECK(grad_output.device() == result.device(), "relu_ext.", op, ": grad_output is on ",
               grad_output.device(), " but result is on ", result.device(),
               "; they must be on the same device: move one with .to(other.device)");
+}
+
+void check_relu_backward_in_place(const at::Tensor& grad_output, const at::Tensor& result) {
+  // torch's words and rules for its in-place ops: result may be grad_output itself, not a part of it.
+  check_no_internal_overlap(grad_output);
+  at::assert_no_partial_overlap(grad_output, result);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -197,22 +204,22 @@ static at::Tensor empty_output(at::IntArrayRef sizes, at::IntArrayRef strides, c
 #endif
 }
 
-at::Tensor empty_like_elementwise(std::initializer_list<const at::Tensor*> inputs) {
+c10::DimVector elementwise_strides(std::initializer_list<const at::Tensor*> inputs) {
   const at::Tensor& first = **inputs.begin();
   const auto sizes = first.sizes();
-  const auto options = first.options();
   // The fast paths of ATen's tensor iterator, in its order.
   if (std::all_of(inputs.begin(), inputs.end(), [](const at::Tensor* t) { return t->is_contiguous(); })) {
-    return empty_output(sizes, c10::contiguous_strides(sizes), options, inputs);
+    return c10::contiguous_strides(sizes);
   }
   if (std::all_of(inputs.begin(), inputs.end(),
                   [](const at::Tensor* t) { return t->is_contiguous(at::MemoryFormat::ChannelsLast); })) {
-    return empty_output(sizes, c10::get_channels_last_strides_2d(sizes), options, inputs);
+    const std::vector<int64_t> strides = c10::get_channels_last_strides_2d(sizes);
+    return c10::DimVector(strides.begin(), strides.end());
   }
   if (std::all_of(inputs.begin(), inputs.end(), [&](const at::Tensor* t) {
         return t->is_non_overlapping_and_dense() && t->strides() == first.strides();
       })) {
-    return empty_output(sizes, first.strides(), options, inputs);
+    return c10::DimVector(first.strides());
   }
   // Otherwise dense in the inputs' order of dims: the tensor iterator's insertion sort, where the first input whose
   // strides differ decides, broadcast (stride 0) dims are skipped, and equal strides put the smaller dim inside.
@@ -240,13 +247,18 @@ at::Tensor empty_like_elementwise(std::initializer_list<const at::Tensor*> input
       }
     }
   }
-  std::vector<int64_t> strides(ndim);
+  c10::DimVector strides(ndim);
   int64_t next = 1;
   for (int64_t i = 0; i < ndim; ++i) {
     strides[perm[i]] = next;
     next *= sizes[perm[i]];
   }
-  return empty_output(sizes, strides, options, inputs);
+  return strides;
+}
+
+at::Tensor empty_like_elementwise(std::initializer_list<const at::Tensor*> inputs) {
+  const at::Tensor& first = **inputs.begin();
+  return empty_output(first.sizes(), elementwise_strides(inputs), first.options(), inputs);
 }
 
 ElementwisePlan make_plan(std::initializer_list<const at::Tensor*> operands) {
@@ -421,18 +433,32 @@ at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor& result
   return grad_input;
 }
 
+void relu_backward_(const at::Tensor& grad_output, const at::Tensor& result) {
+  check_relu_backward_inputs(grad_output, result, /*in_place=*/true);
+  check_relu_backward_in_place(grad_output, result);
+  grad_output.unsafeGetTensorImpl()->bump_version();
+  if (grad_output.numel() != 0) {
+    // Cached stores: in place the read has already brought each line in (as for relu_).
+    ElementwisePlan plan = make_plan({&grad_output, &grad_output, &result});
+    kernels().backward(plan, result.scalar_type());
+  }
+}
+
 }  // namespace cpu
 
 TORCH_LIBRARY(relu_ext, m) {
   m.def("relu(Tensor self) -> Tensor");
   m.def("relu_(Tensor(a!) self) -> ()");
   m.def("relu_backward(Tensor grad_output, Tensor result) -> Tensor");
+  // The gradient written over grad_output: what relu's backward runs when nothing else holds grad_output.
+  m.def("relu_backward_(Tensor(a!) grad_output, Tensor result) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(relu_ext, CPU, m) {
   m.impl("relu", &cpu::relu);
   m.impl("relu_", &cpu::relu_);
   m.impl("relu_backward", &cpu::relu_backward);
+  m.impl("relu_backward_", &cpu::relu_backward_);
 }
 
 }  // namespace relu_ext

@@ -3,6 +3,7 @@
 
 #include <ATen/core/Tensor.h>
 #include <c10/macros/Macros.h>
+#include <c10/util/DimVector.h>
 #include <c10/util/BFloat16.h>
 #include <c10/util/Exception.h>
 #include <c10/util/Half.h>
@@ -34,6 +35,7 @@ ElementwisePlan make_plan(std::initializer_list<const at::Tensor*> operands);
 // Output of an elementwise op with the layout ATen's tensor iterator gives it: the inputs' strides when they share
 // a dense layout, else dense in the inputs' order of dims (so torch.relu and relu_ext.relu agree on strides).
 at::Tensor empty_like_elementwise(std::initializer_list<const at::Tensor*> inputs);
+c10::DimVector elementwise_strides(std::initializer_list<const at::Tensor*> inputs);  // that output's strides
 
 // The ops through the dispatcher from the top (autograd, modes and device all apply), as torch.ops calls them;
 // defined in relu_autograd.cpp beside the handles its kernels redispatch with.
@@ -43,7 +45,8 @@ void call_relu_(const at::Tensor& self);
 // Argument checks, shared by the CPU and CUDA entry points; each raises before anything is written.
 void check_relu_input(const at::Tensor& self, const char* op);
 void check_no_internal_overlap(const at::Tensor& self);
-void check_relu_backward_inputs(const at::Tensor& grad_output, const at::Tensor& result);
+void check_relu_backward_inputs(const at::Tensor& grad_output, const at::Tensor& result, bool in_place = false);
+void check_relu_backward_in_place(const at::Tensor& grad_output, const at::Tensor& result);
 
 // The one dtype dispatch: calls f(T{}) for the storage type T of `dtype`.
 template <typename F>

@@ -166,12 +166,23 @@ at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor& result
   return grad_input;
 }
 
+void relu_backward_(const at::Tensor& grad_output, const at::Tensor& result) {
+  check_relu_backward_inputs(grad_output, result, /*in_place=*/true);
+  check_relu_backward_in_place(grad_output, result);
+  grad_output.unsafeGetTensorImpl()->bump_version();
+  const c10::cuda::CUDAGuard guard(result.device());
+  if (grad_output.numel() == 0) return;
+  const ElementwisePlan plan = make_plan({&grad_output, &grad_output, &result});
+  dispatch_dtype(result.scalar_type(), [&](auto tag) { launch_elementwise<decltype(tag), 2>(plan); });
+}
+
 }  // namespace cuda
 
 TORCH_LIBRARY_IMPL(relu_ext, CUDA, m) {
   m.impl("relu", &cuda::relu);
   m.impl("relu_", &cuda::relu_);
   m.impl("relu_backward", &cuda::relu_backward);
+  m.impl("relu_backward_", &cuda::relu_backward_);
 }
 
 }  // namespace relu_ext

@@ -6,6 +6,7 @@ from . import WITH_CUDA, _C
 _relu = torch.ops.relu_ext.relu.default
 _relu_ = torch.ops.relu_ext.relu_.default
 _relu_backward = torch.ops.relu_ext.relu_backward.default
+_relu_backward_ = torch.ops.relu_ext.relu_backward_.default
 # relu/relu_ call these C entries (csrc/relu_python.cpp) outside torch.compile: through the OpOverload a call costs
 # ~0.4 us more here, a quarter of torch.relu's whole time at 2^12 elements. torch.compile cannot trace them, so
 # there relu/relu_ call the OpOverloads; so do the entries for tensor subclasses and torch function modes.
@@ -102,19 +103,28 @@ def _relu__fake(self):
     _check_dtype(self, "relu_")
 
 
-@torch.library.register_fake("relu_ext::relu_backward")
-def _relu_backward_fake(grad_output, result):
-    _check_dtype(result, "relu_backward")
+def _check_backward_inputs(grad_output, result, op):
+    _check_dtype(result, op)
     torch._check(grad_output.shape == result.shape, lambda: (
-        f"relu_ext.relu_backward: grad_output has shape {list(grad_output.shape)} but result has shape "
+        f"relu_ext.{op}: grad_output has shape {list(grad_output.shape)} but result has shape "
         f"{list(result.shape)}; they must match"))
     torch._check(grad_output.dtype == result.dtype, lambda: (
-        f"relu_ext.relu_backward: grad_output has dtype {grad_output.dtype} but result has dtype {result.dtype}; "
+        f"relu_ext.{op}: grad_output has dtype {grad_output.dtype} but result has dtype {result.dtype}; "
         "they must match"))
     torch._check(grad_output.device == result.device, lambda: (
-        f"relu_ext.relu_backward: grad_output is on {grad_output.device} but result is on {result.device}; they "
+        f"relu_ext.{op}: grad_output is on {grad_output.device} but result is on {result.device}; they "
         "must be on the same device"))
+
+
+@torch.library.register_fake("relu_ext::relu_backward")
+def _relu_backward_fake(grad_output, result):
+    _check_backward_inputs(grad_output, result, "relu_backward")
     return result.new_empty_strided(result.shape, _elementwise_strides(result, grad_output))
+
+
+@torch.library.register_fake("relu_ext::relu_backward_")
+def _relu_backward__fake(grad_output, result):
+    _check_backward_inputs(grad_output, result, "relu_backward_")
 
 
 # vmap: the ops are elementwise, so a batched tensor goes through whole, its batch dim where it is.
@@ -137,6 +147,19 @@ def _relu_backward_vmap(info, in_dims, grad_output, result):
     return _relu_backward(grad_output, result), 0
 
 
+def _relu_backward__vmap(info, in_dims, grad_output, result):
+    grad_dim, result_dim = in_dims
+    if grad_dim is None and result_dim is not None:
+        raise RuntimeError("vmap: relu_ext.relu_backward_(grad_output, result) cannot write a result batched over "
+                           "vmap into a grad_output that is not; use relu_ext::relu_backward, which returns a new "
+                           "tensor")
+    if grad_dim is not None:
+        grad_output = grad_output.movedim(grad_dim, 0)
+        result = _with_batch_dim_first(result, result_dim, info.batch_size)
+    _relu_backward_(grad_output, result)
+    return None, None
+
+
 def _with_batch_dim_first(t, dim, size):
     return t.expand(size, *t.shape) if dim is None else t.movedim(dim, 0)
 
@@ -145,6 +168,7 @@ if hasattr(torch.library, "register_vmap"):  # torch >= 2.5
     torch.library.register_vmap("relu_ext::relu", _relu_vmap)
     torch.library.register_vmap("relu_ext::relu_", _relu__vmap)
     torch.library.register_vmap("relu_ext::relu_backward", _relu_backward_vmap)
+    torch.library.register_vmap("relu_ext::relu_backward_", _relu_backward__vmap)
 
 
 # ----------------------------------------------------------------------------------------------------------------

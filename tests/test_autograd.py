@@ -302,3 +302,120 @@ def test_threads_forward_backward_concurrently():
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+# When nothing else can see the incoming gradient, relu's backward writes the result over it (relu_backward_) instead
+# of a new tensor (csrc/relu_autograd.cpp, may_overwrite). The gradients must be torch's all the same, and memory
+# anyone else can still see must not change.
+
+def relu_ext_ops_in(fn):
+    """The relu_ext ops run by fn(), as the profiler records them (a profiler, unlike a dispatch mode, changes
+    nothing about which op runs)."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    return {e.name.split("::")[1] for e in prof.events() if e.name.startswith("relu_ext::")}
+
+
+_MODELS = {  # relu's incoming gradient: conv's input gradient, in either layout, or (Flatten) a view of linear's
+    "conv-nchw": (lambda relu: [torch.nn.Conv2d(3, 8, 3), relu, torch.nn.Conv2d(8, 4, 3)], torch.contiguous_format),
+    "conv-nhwc": (lambda relu: [torch.nn.Conv2d(3, 8, 3), relu, torch.nn.Conv2d(8, 4, 3)], torch.channels_last),
+    "flatten": (lambda relu: [torch.nn.Conv2d(3, 8, 3), relu, torch.nn.Flatten(), torch.nn.Linear(8 * 36, 1)],
+                torch.contiguous_format),
+}
+
+
+def model_grads(model_name, relu_module, device):
+    layers, memory_format = _MODELS[model_name]
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(*layers(relu_module)).to(device=device, memory_format=memory_format)
+    x = torch.randn(4, 3, 8, 8, device=device).contiguous(memory_format=memory_format)
+    model(x).square().sum().backward()
+    return [p.grad for p in model.parameters()]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("model_name", _MODELS)
+def test_training_backward_writes_over_the_incoming_gradient_with_torchs_values(device, model_name):
+    expected = model_grads(model_name, torch.nn.ReLU(), device)
+    got = []
+    ops = relu_ext_ops_in(lambda: got.extend(model_grads(model_name, relu_ext.ReLU(), device)))
+    assert ops == {"relu", "relu_backward_"}
+    for g, e in zip(got, expected):
+        assert_same(g, e)
+
+
+def _kept_by_the_caller(x):
+    upstream = torch.randn(x.shape)
+    kept = upstream.clone()
+    relu_ext.relu(x).backward(upstream)
+    return upstream, kept
+
+
+def _a_view_of_it_kept(x):
+    upstream = torch.randn(x.numel())  # the gradient reaching relu is upstream.view(x.shape): other tensor, same memory
+    kept = upstream.clone()
+    relu_ext.relu(x).view(-1).backward(upstream)
+    return upstream, kept
+
+
+def _kept_by_a_hook(x):
+    seen = []
+    y = relu_ext.relu(x * 1)
+    y.register_hook(seen.append)
+    (y * 3).sum().backward()
+    return seen[0], torch.full(x.shape, 3.0)
+
+
+def _borrowed_from_numpy(x):
+    memory = torch.randn(x.shape).numpy()
+    kept = torch.tensor(memory)
+
+    class Lend(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, t):
+            return t.clone()
+
+        @staticmethod
+        def backward(ctx, grad):
+            return torch.from_numpy(memory)
+
+    Lend.apply(relu_ext.relu(x)).sum().backward()
+    return torch.from_numpy(memory), kept
+
+
+_GRADIENT_HOLDERS = {"caller": _kept_by_the_caller, "view": _a_view_of_it_kept, "hook": _kept_by_a_hook,
+                     "numpy": _borrowed_from_numpy}
+
+
+@pytest.mark.parametrize("holder", _GRADIENT_HOLDERS.values(), ids=list(_GRADIENT_HOLDERS))
+def test_a_gradient_someone_else_holds_is_not_written(holder):
+    x = make_tensor((64, 33), torch.float32).requires_grad_()
+    returned = []
+    assert "relu_backward_" not in relu_ext_ops_in(lambda: returned.extend(holder(x)))
+    held, unchanged = returned
+    assert_same(held, unchanged.view(held.shape))
+    assert_same(x.grad, torch.ops.aten.threshold_backward(unchanged.view(x.shape), torch.relu(x.detach()), 0))
+
+
+def test_retain_grad_keeps_torchs_value():
+    """retain_grad stores a copy (torch's hook clones), so relu's backward may still write over the gradient."""
+    x = make_tensor((64, 33), torch.float32).requires_grad_()
+    y = relu_ext.relu(x * 1)
+    y.retain_grad()
+    (y * 3).sum().backward()
+    assert_same(y.grad, torch.full(x.shape, 3.0))
+    assert_same(x.grad, torch.ops.aten.threshold_backward(torch.full(x.shape, 3.0), torch.relu(x.detach()), 0))
+
+
+def test_double_backward_keeps_the_gradient_it_differentiates():
+    """With create_graph the gradient is part of the new graph: relu_backward, never written over."""
+    x = make_tensor((64, 33), torch.float32).requires_grad_()
+    ops = relu_ext_ops_in(lambda: torch.autograd.grad(relu_ext.relu(x).square().sum(), x, create_graph=True))
+    assert ops == {"relu", "relu_backward"}
+
+
+def test_writing_over_the_gradient_bumps_its_version():
+    g, r = torch.randn(10), torch.relu(torch.randn(10))
+    version = g._version
+    torch.ops.relu_ext.relu_backward_(g, r)
+    assert g._version == version + 1

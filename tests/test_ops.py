@@ -8,7 +8,7 @@ import torch
 import relu_ext
 from conftest import DEVICES, DTYPES, FLOAT_DTYPES, make_tensor
 
-OPS = ["relu", "relu_", "relu_backward"]
+OPS = ["relu", "relu_", "relu_backward", "relu_backward_"]
 
 
 def test_schemas():
@@ -16,6 +16,8 @@ def test_schemas():
     assert str(torch.ops.relu_ext.relu_.default._schema) == "relu_ext::relu_(Tensor(a!) self) -> ()"
     assert (str(torch.ops.relu_ext.relu_backward.default._schema)
             == "relu_ext::relu_backward(Tensor grad_output, Tensor result) -> Tensor")
+    assert (str(torch.ops.relu_ext.relu_backward_.default._schema)
+            == "relu_ext::relu_backward_(Tensor(a!) grad_output, Tensor result) -> ()")
 
 
 @pytest.mark.parametrize("op", OPS)
@@ -68,6 +70,14 @@ def test_opcheck_relu_backward(device):
     for x in samples(device):
         if x.dtype in FLOAT_DTYPES:
             torch.library.opcheck(torch.ops.relu_ext.relu_backward.default, (torch.ones_like(x), torch.relu(x)))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck_relu_backward_(device):
+    for x in samples(device):
+        if x.dtype in FLOAT_DTYPES:
+            grad = torch.empty_like(x).copy_(finite(x.shape, x.dtype, device))  # x's layout where it is dense
+            torch.library.opcheck(torch.ops.relu_ext.relu_backward_.default, (grad, torch.relu(x)))
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "transposed", "channels_last", "stepped"])

@@ -1,4 +1,4 @@
-"""relu_ext's three ops against torch.relu, torch.relu_ and aten.threshold_backward: values, dtype and strides."""
+"""relu_ext's ops against torch.relu, torch.relu_ and aten.threshold_backward: values, dtype and strides."""
 import os
 import subprocess
 import sys
@@ -11,6 +11,7 @@ from conftest import DEVICES, DTYPES, FLOAT_DTYPES, assert_same, make_tensor
 relu = torch.ops.relu_ext.relu
 relu_ = torch.ops.relu_ext.relu_
 relu_backward = torch.ops.relu_ext.relu_backward
+relu_backward_ = torch.ops.relu_ext.relu_backward_
 
 # Around every vector width (16-64 bytes of 1-8 byte elements), and a large odd size that splits across threads.
 SIZES = [0, 1] + list(range(2, 66)) + [1_000_003]
@@ -32,7 +33,16 @@ def check_all_ops(x):
         assert_same(view_mine, view_theirs)
     result = torch.relu(x)
     grad = make_tensor(x.shape, x.dtype, x.device, seed=1)
-    assert_same(relu_backward(grad, result), torch.ops.aten.threshold_backward(grad, result, 0))
+    expected = torch.ops.aten.threshold_backward(grad, result, 0)
+    assert_same(relu_backward(grad, result), expected)
+    # In place over grad_output, in grad_output's layout: a contiguous one, and x's own where x has no overlap.
+    grads = [grad.clone()]
+    if torch._debug_has_internal_overlap(x) != 1:
+        grads.append(clone_storage(x).copy_(grad))
+    for written in grads:
+        want = clone_storage(written).copy_(expected)
+        relu_backward_(written, result)
+        assert_same(written, want)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -136,6 +146,9 @@ for stream_min_bytes, dtype in [(-1, dtype) for dtype in DTYPES] + [(0, dtype) f
         assert_same(y, r)
         g = make_tensor((n,), dtype, seed=n + 1)
         assert_same(torch.ops.relu_ext.relu_backward(g, r), torch.ops.aten.threshold_backward(g, r, 0))
+        written = g.clone()
+        torch.ops.relu_ext.relu_backward_(written, r)
+        assert_same(written, torch.ops.aten.threshold_backward(g, r, 0))
         assert_same(torch.ops.relu_ext.relu_backward(g[:1].expand(n), r),
                     torch.ops.aten.threshold_backward(g[:1].expand(n), r, 0)) if n else None
 """
