@@ -207,8 +207,9 @@ at::Tensor relu_backward_autograd(c10::DispatchKeySet ks, const at::Tensor& grad
 void relu_backward__autograd(c10::DispatchKeySet ks, const at::Tensor& grad_output, const at::Tensor& result) {
   TORCH_CHECK(!records_grad(grad_output) && !records_grad(result) && !grad_output._fw_grad(kForwardLevel).defined() &&
                   !result._fw_grad(kForwardLevel).defined(),
-              "relu_ext.relu_backward_ is not differentiable (it overwrites grad_output); call "
-              "relu_ext::relu_backward, which returns a new tensor and is differentiable, or run under torch.no_grad()");
+              "relu_ext.relu_backward_ is not differentiable (it overwrites grad_output); call ",
+              "relu_ext::relu_backward, which returns a new tensor and is differentiable, or call it under ",
+              "torch.no_grad()");
   at::AutoDispatchBelowADInplaceOrView guard;
   relu_backward__op().redispatch(ks & c10::after_autograd_keyset, grad_output, result);
 }
