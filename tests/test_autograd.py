@@ -407,6 +407,27 @@ def test_retain_grad_keeps_torchs_value():
     assert_same(x.grad, torch.ops.aten.threshold_backward(torch.full(x.shape, 3.0), torch.relu(x.detach()), 0))
 
 
+def test_module_backward_hooks_see_torchs_gradients():
+    """Full backward hooks on relu's module and its neighbour keep the tensors they are given: the gradient relu
+    received must still hold its values after relu's backward has run."""
+    def run(relu):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(10, 20), relu, torch.nn.Linear(20, 1))
+        seen = {}
+        model[1].register_full_backward_pre_hook(lambda m, gout: seen.update(pre=gout[0]))
+        model[1].register_full_backward_hook(lambda m, gin, gout: seen.update(relu_in=gin[0], relu_out=gout[0]))
+        model[2].register_full_backward_hook(lambda m, gin, gout: seen.update(next_in=gin[0]))
+        model(torch.randn(64, 10)).square().sum().backward()
+        return seen, [p.grad for p in model.parameters()]
+
+    (seen, grads), (seen_torch, grads_torch) = run(relu_ext.ReLU()), run(torch.nn.ReLU())
+    assert seen.keys() == seen_torch.keys() == {"pre", "relu_in", "relu_out", "next_in"}
+    for name in seen:
+        assert_same(seen[name], seen_torch[name])
+    for g, e in zip(grads, grads_torch):
+        assert_same(g, e)
+
+
 def test_double_backward_keeps_the_gradient_it_differentiates():
     """With create_graph the gradient is part of the new graph: relu_backward, never written over."""
     x = make_tensor((64, 33), torch.float32).requires_grad_()
