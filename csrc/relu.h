@@ -3,8 +3,8 @@
 
 #include <ATen/core/Tensor.h>
 #include <c10/macros/Macros.h>
-#include <c10/util/DimVector.h>
 #include <c10/util/BFloat16.h>
+#include <c10/util/DimVector.h>
 #include <c10/util/Exception.h>
 #include <c10/util/Half.h>
 

@@ -178,6 +178,22 @@ def test_torch_func_grad_vmap_jacrev():
     assert_same(per_sample, expected)
 
 
+def test_vmap_over_relu_backward_in_place():
+    grad, result = make_tensor((4, 6), torch.float32), torch.relu(make_tensor((4, 6), torch.float32, seed=1))
+
+    def write(g, r):
+        torch.ops.relu_ext.relu_backward_(g, r)
+        return g
+
+    threshold_backward = torch.ops.aten.threshold_backward
+    assert_same(torch.func.vmap(write)(grad.clone(), result), threshold_backward(grad, result, 0))
+    assert_same(torch.func.vmap(write, in_dims=1)(grad.t().clone(), result.t()), threshold_backward(grad, result, 0))
+    assert_same(torch.func.vmap(write, in_dims=(0, None))(grad.clone(), result[0]),
+                threshold_backward(grad, result[0].expand(4, 6), 0))
+    with pytest.raises(RuntimeError, match="cannot write a result batched over vmap"):
+        torch.func.vmap(write, in_dims=(None, 0))(grad[0].clone(), result)
+
+
 # Forward mode: every entry point, out of place and in place, against torch's tangents.
 _FORWARD_FNS = {
     "relu": (relu_ext.relu, torch.relu),
