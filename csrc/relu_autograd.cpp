@@ -69,6 +69,9 @@ bool may_overwrite(const at::Tensor& grad, const at::Tensor& result) {
   if (grad.use_count() != 1) return false;
   const bool sole_view = grad.is_view() && grad._base().use_count() == 1;
   if (grad.storage().use_count() != (sole_view ? 2 : 1)) return false;
+  // And it spans all of that storage: a part of a bigger gradient (cat's backward passes on slices of one) would
+  // keep the whole of it alive in the tensor passed on, which may become a leaf's .grad.
+  if (grad.storage_offset() != 0 || grad.storage().nbytes() != size_t(grad.numel()) * grad.itemsize()) return false;
   // Tensor subclasses, functorch wrappers, dispatch modes, sparse and meta tensors take relu_backward, unchanged.
   if (at::isTensorSubclassLike(grad) || at::isTensorSubclassLike(result)) return false;
   if (grad.requires_grad() || grad.is_inference() || at::caching::is_cached_tensor(grad)) return false;

@@ -413,6 +413,21 @@ def test_a_gradient_someone_else_holds_is_not_written(holder):
     assert_same(x.grad, torch.ops.aten.threshold_backward(unchanged.view(x.shape), torch.relu(x.detach()), 0))
 
 
+@pytest.mark.parametrize("relu_first", [True, False], ids=["relu-slice-first", "relu-slice-second"])
+def test_a_slice_of_a_bigger_gradient_is_not_passed_on(relu_first):
+    """cat's backward gives each input a slice of one gradient. Written over, the slice would become x.grad and keep
+    the whole gradient alive; relu_backward gives x.grad its own memory, as torch does."""
+    def run(relu):
+        x, z = make_tensor((64, 20), torch.float32).requires_grad_(), torch.randn(64, 20, requires_grad=True)
+        parts = [relu(x), z * 1] if relu_first else [z * 1, relu(x)]
+        (torch.cat(parts) * 3).sum().backward()
+        return x.grad
+
+    grad, expected = run(relu_ext.relu), run(torch.relu)
+    assert_same(grad, expected)
+    assert grad.untyped_storage().nbytes() == expected.untyped_storage().nbytes() == grad.nbytes
+
+
 def test_retain_grad_keeps_torchs_value():
     """retain_grad stores a copy (torch's hook clones), so relu's backward may still write over the gradient."""
     x = make_tensor((64, 33), torch.float32).requires_grad_()
