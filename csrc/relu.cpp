@@ -79,12 +79,11 @@ void check_relu_backward_inputs(const at::Tensor& grad_output, const at::Tensor&
   TORCH_CHECK(grad_output.device() == result.device(), "relu_ext.", op, ": grad_output is on ",
               grad_output.device(), " but result is on ", result.device(),
               "; they must be on the same device: move one with .to(other.device)");
-}
-
-void check_relu_backward_in_place(const at::Tensor& grad_output, const at::Tensor& result) {
-  // torch's words and rules for its in-place ops: result may be grad_output itself, not a part of it.
-  check_no_internal_overlap(grad_output);
-  at::assert_no_partial_overlap(grad_output, result);
+  if (in_place) {
+    // torch's words and rules for its in-place ops: result may be grad_output itself, not a part of it.
+    check_no_internal_overlap(grad_output);
+    at::assert_no_partial_overlap(grad_output, result);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -435,7 +434,6 @@ at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor& result
 
 void relu_backward_(const at::Tensor& grad_output, const at::Tensor& result) {
   check_relu_backward_inputs(grad_output, result, /*in_place=*/true);
-  check_relu_backward_in_place(grad_output, result);
   grad_output.unsafeGetTensorImpl()->bump_version();
   if (grad_output.numel() != 0) {
     // Cached stores: in place the read has already brought each line in (as for relu_).

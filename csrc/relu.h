@@ -45,8 +45,8 @@ void call_relu_(const at::Tensor& self);
 // Argument checks, shared by the CPU and CUDA entry points; each raises before anything is written.
 void check_relu_input(const at::Tensor& self, const char* op);
 void check_no_internal_overlap(const at::Tensor& self);
+// in_place: for relu_backward_, which writes grad_output; adds torch's overlap checks for in-place ops.
 void check_relu_backward_inputs(const at::Tensor& grad_output, const at::Tensor& result, bool in_place = false);
-void check_relu_backward_in_place(const at::Tensor& grad_output, const at::Tensor& result);
 
 // The one dtype dispatch: calls f(T{}) for the storage type T of `dtype`.
 template <typename F>

@@ -67,17 +67,17 @@ bool may_overwrite(const at::Tensor& grad, const at::Tensor& result) {
   // view made in this backward, held by nothing but the view (a Flatten after relu passes on a view of the next
   // layer's gradient).
   if (grad.use_count() != 1) return false;
+  const c10::Storage& storage = grad.storage();
   const bool sole_view = grad.is_view() && grad._base().use_count() == 1;
-  if (grad.storage().use_count() != (sole_view ? 2 : 1)) return false;
+  if (storage.use_count() != (sole_view ? 2 : 1)) return false;
   // And it spans all of that storage: a part of a bigger gradient (cat's backward passes on slices of one) would
   // keep the whole of it alive in the tensor passed on, which may become a leaf's .grad.
-  if (grad.storage_offset() != 0 || grad.storage().nbytes() != size_t(grad.numel()) * grad.itemsize()) return false;
+  if (grad.storage_offset() != 0 || storage.nbytes() != size_t(grad.numel()) * grad.itemsize()) return false;
   // Tensor subclasses, functorch wrappers, dispatch modes, sparse and meta tensors take relu_backward, unchanged.
   if (at::isTensorSubclassLike(grad) || at::isTensorSubclassLike(result)) return false;
   if (grad.requires_grad() || grad.is_inference() || at::caching::is_cached_tensor(grad)) return false;
   if (grad._fw_grad(kForwardLevel).defined() || result._fw_grad(kForwardLevel).defined()) return false;
   // Memory its allocator gave out, not borrowed (torch.from_numpy, from_blob, shared memory): the lender may read it.
-  const c10::Storage& storage = grad.storage();
   const c10::Allocator* allocator = storage.allocator();
   const c10::DeleterFnPtr deleter = storage.data_ptr().get_deleter();
   if (allocator == nullptr || deleter == nullptr || deleter != allocator->raw_deleter()) return false;

@@ -168,7 +168,6 @@ at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor& result
 
 void relu_backward_(const at::Tensor& grad_output, const at::Tensor& result) {
   check_relu_backward_inputs(grad_output, result, /*in_place=*/true);
-  check_relu_backward_in_place(grad_output, result);
   grad_output.unsafeGetTensorImpl()->bump_version();
   const c10::cuda::CUDAGuard guard(result.device());
   if (grad_output.numel() == 0) return;
