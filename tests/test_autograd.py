@@ -332,9 +332,13 @@ def relu_ext_ops_in(fn):
     return {e.name.split("::")[1] for e in prof.events() if e.name.startswith("relu_ext::")}
 
 
+def _conv_relu_conv(relu):
+    return [torch.nn.Conv2d(3, 8, 3), relu, torch.nn.Conv2d(8, 4, 3)]
+
+
 _MODELS = {  # relu's incoming gradient: conv's input gradient, in either layout, or (Flatten) a view of linear's
-    "conv-nchw": (lambda relu: [torch.nn.Conv2d(3, 8, 3), relu, torch.nn.Conv2d(8, 4, 3)], torch.contiguous_format),
-    "conv-nhwc": (lambda relu: [torch.nn.Conv2d(3, 8, 3), relu, torch.nn.Conv2d(8, 4, 3)], torch.channels_last),
+    "conv-nchw": (_conv_relu_conv, torch.contiguous_format),
+    "conv-nhwc": (_conv_relu_conv, torch.channels_last),
     "flatten": (lambda relu: [torch.nn.Conv2d(3, 8, 3), relu, torch.nn.Flatten(), torch.nn.Linear(8 * 36, 1)],
                 torch.contiguous_format),
 }
