@@ -101,7 +101,12 @@ constexpr size_t kHugePageBytes = size_t(2) << 20;
 // RELU_EXT_HUGE_PAGES=0 (read once) keeps outputs on 4 KiB pages. For machines where a huge page can be cold: on a
 // VM whose host takes back free memory (virtio balloon free page reporting, as here), the first call after a pause
 // of a second or two finds its huge pages handed back and pays 512 host faults for each (2^26 float32 forward:
-// about 300 ms against torch's 90 ms; 21 ms in a loop). Calls in a loop, as in training, reuse warm ones.
+// about 300 ms against torch's 90 ms; 21 ms in a loop). Calls in a loop, as in training, reuse warm ones. Taking
+// 4 KiB pages for a call that came more than 150 ms after the last large output was freed (here no call within
+// 100 ms of a free found its huge pages cold, 30 tried; 3 of 10 did at 200 ms, 8 of 10 at 1.5 s) made a lone call
+// after a 1.5 s pause cost what torch's does (113-129 ms against 317-334), but the next call's huge pages were then
+// cold instead (freed 4 KiB pages do not come back as warm 2 MiB blocks): three calls after a pause took 486-514 ms
+// against 379-405 (torch 270-365). The cold call only moved, so that was dropped.
 static bool huge_pages_allowed() {
   static const bool allowed = [] {
     const char* value = std::getenv("RELU_EXT_HUGE_PAGES");
