@@ -109,6 +109,10 @@ struct ReluExtNode : public torch::autograd::Node {
       const at::Tensor result = result_.unpack(getptr());
       if (may_overwrite(grads[0], result)) {
         relu_backward__op().call(grads[0], result);
+        // Nothing else sees this tensor or shares its version counter, so it may start afresh at 0, as the new
+        // tensor torch's backward returns does: a leaf's .grad taken over from it then has torch's _version. A view
+        // keeps the counter it shares with its base.
+        if (!grads[0].is_view()) grads[0].unsafeGetTensorImpl()->set_version_counter(c10::VariableVersion(0));
         grad_inputs[0] = std::move(grads[0]);
       } else {
         grad_inputs[0] = relu_backward_op().call(grads[0], result);

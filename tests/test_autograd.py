@@ -475,3 +475,18 @@ def test_writing_over_the_gradient_bumps_its_version():
     version = g._version
     torch.ops.relu_ext.relu_backward_(g, r)
     assert g._version == version + 1
+
+
+def test_a_leafs_gradient_written_over_has_torchs_version():
+    """relu's backward writes over the gradient mul's backward made; AccumulateGrad takes that tensor as x.grad, whose
+    _version must then be what torch's fresh gradient has, not the count of relu_ext's write."""
+    def run(relu):
+        x = make_tensor((64, 33), torch.float32).requires_grad_()
+        (relu(x) * torch.linspace(-1, 1, 33)).sum().backward()
+        return x
+
+    ops = relu_ext_ops_in(lambda: run(relu_ext.relu))
+    assert ops == {"relu", "relu_backward_"}
+    x, expected = run(relu_ext.relu), run(torch.relu)
+    assert_same(x.grad, expected.grad)
+    assert x.grad._version == expected.grad._version == 0
