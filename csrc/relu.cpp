@@ -262,11 +262,16 @@ c10::DimVector elementwise_strides(std::initializer_list<const at::Tensor*> inpu
 
 at::Tensor empty_like_elementwise(std::initializer_list<const at::Tensor*> inputs) {
   const at::Tensor& first = **inputs.begin();
+  // The common small case straight to the allocator, without working out strides and placement.
+  if (first.is_cpu() && first.nbytes() < kPlacedMinBytes &&
+      std::all_of(inputs.begin(), inputs.end(), [](const at::Tensor* t) { return t->is_contiguous(); })) {
+    return at::detail::empty_cpu(first.sizes(), first.scalar_type(), /*pin_memory=*/false);
+  }
   return empty_output(first.sizes(), elementwise_strides(inputs), first.options(), inputs);
 }
 
 ElementwisePlan make_plan(std::initializer_list<const at::Tensor*> operands) {
-  ElementwisePlan p{};
+  ElementwisePlan p;
   p.ntensors = static_cast<int>(operands.size());
   TORCH_INTERNAL_ASSERT(p.ntensors <= 3);
   const at::Tensor& out = **operands.begin();

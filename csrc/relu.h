@@ -18,15 +18,17 @@ namespace relu_ext {
 // size-1 dims dropped, neighbouring dims merged where every operand allows it. A contiguous, transposed or
 // channels_last tensor becomes one dim of unit stride. Operand 0 is written; it may alias operand 1 (in-place).
 constexpr int kMaxDims = 25;
+// The arrays are left uninitialised (800 bytes to clear on every call): only sizes[d] and strides[k][d] for d < ndim
+// and k < ntensors are set and read.
 struct ElementwisePlan {
-  int ntensors;  // 2: out, input; 3: out, grad_output, result
-  int ndim;      // >= 1
-  int64_t numel;
+  int ntensors = 0;  // 2: out, input; 3: out, grad_output, result
+  int ndim = 0;      // >= 1
+  int64_t numel = 0;
   int64_t sizes[kMaxDims];
   int64_t strides[3][kMaxDims];  // in elements
-  void* data[3];
-  bool stream_stores;  // write operand 0 with non-temporal stores (see relu.cpp: only past the last-level cache)
-  bool interleave;     // in place, past the cache but fitting in it: two halves walked in turn (relu_cpu.h)
+  void* data[3] = {nullptr, nullptr, nullptr};
+  bool stream_stores = false;  // write operand 0 with non-temporal stores (relu.cpp: only past the last-level cache)
+  bool interleave = false;     // in place, past the cache but fitting in it: two halves walked in turn (relu_cpu.h)
 };
 
 // Plan for `operands` (the first is written). They must have the same shape; the caller checks.
