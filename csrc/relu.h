@@ -18,8 +18,8 @@ namespace relu_ext {
 // size-1 dims dropped, neighbouring dims merged where every operand allows it. A contiguous, transposed or
 // channels_last tensor becomes one dim of unit stride. Operand 0 is written; it may alias operand 1 (in-place).
 constexpr int kMaxDims = 25;
-// The arrays are left uninitialised (800 bytes to clear on every call): only sizes[d] and strides[k][d] for d < ndim
-// and k < ntensors are set and read.
+// sizes and strides are left uninitialised (800 bytes to clear on every call): only sizes[d] and strides[k][d] for
+// d < ndim and k < ntensors are set and read.
 struct ElementwisePlan {
   int ntensors = 0;  // 2: out, input; 3: out, grad_output, result
   int ndim = 0;      // >= 1
