@@ -112,4 +112,8 @@ struct Kernels {
 };
 }  // namespace cpu
 
+// relu's backward on the CPU writes the gradient over the incoming one (when nothing else can see it) only for
+// gradients of at least `bytes`; -1 restores the default (2 MiB, csrc/relu_autograd.cpp). For tests, with 0.
+void set_overwrite_min_bytes(int64_t bytes);
+
 }  // namespace relu_ext

@@ -322,7 +322,26 @@ def test_threads_forward_backward_concurrently():
 
 # When nothing else can see the incoming gradient, relu's backward writes the result over it (relu_backward_) instead
 # of a new tensor (csrc/relu_autograd.cpp, may_overwrite). The gradients must be torch's all the same, and memory
-# anyone else can still see must not change.
+# anyone else can still see must not change. On the CPU it does so only for gradients of 2 MiB and up; the tests
+# below lower that to 0 (writes_over_any_size) so that small tensors take the same path.
+
+@pytest.fixture
+def writes_over_any_size():
+    relu_ext._C._set_overwrite_min_bytes(0)
+    yield
+    relu_ext._C._set_overwrite_min_bytes(-1)
+
+
+def _backward_through_relu(rows):
+    x = make_tensor((rows, 512), torch.float32).requires_grad_()
+    (relu_ext.relu(x) * torch.linspace(-1, 1, 512)).sum().backward()  # mul's backward: a gradient nobody else holds
+
+
+def test_cpu_writes_over_only_gradients_of_2_mib_and_up():
+    """The default: below 2 MiB a new gradient (measured faster in a training step there), from 2 MiB the incoming
+    one written over."""
+    assert relu_ext_ops_in(lambda: _backward_through_relu(1023)) == {"relu", "relu_backward"}
+    assert relu_ext_ops_in(lambda: _backward_through_relu(1024)) == {"relu", "relu_backward_"}
 
 def relu_ext_ops_in(fn):
     """The relu_ext ops run by fn(), as the profiler records them (a profiler, unlike a dispatch mode, changes
@@ -353,6 +372,7 @@ def model_grads(model_name, relu_module, device):
     return [p.grad for p in model.parameters()]
 
 
+@pytest.mark.usefixtures("writes_over_any_size")
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("model_name", _MODELS)
 def test_training_backward_writes_over_the_incoming_gradient_with_torchs_values(device, model_name):
@@ -407,6 +427,7 @@ _GRADIENT_HOLDERS = {"caller": _kept_by_the_caller, "view": _a_view_of_it_kept, 
                      "numpy": _borrowed_from_numpy}
 
 
+@pytest.mark.usefixtures("writes_over_any_size")
 @pytest.mark.parametrize("holder", _GRADIENT_HOLDERS.values(), ids=list(_GRADIENT_HOLDERS))
 def test_a_gradient_someone_else_holds_is_not_written(holder):
     x = make_tensor((64, 33), torch.float32).requires_grad_()
@@ -417,6 +438,7 @@ def test_a_gradient_someone_else_holds_is_not_written(holder):
     assert_same(x.grad, torch.ops.aten.threshold_backward(unchanged.view(x.shape), torch.relu(x.detach()), 0))
 
 
+@pytest.mark.usefixtures("writes_over_any_size")
 @pytest.mark.parametrize("relu_first", [True, False], ids=["relu-slice-first", "relu-slice-second"])
 def test_a_slice_of_a_bigger_gradient_is_not_passed_on(relu_first):
     """cat's backward gives each input a slice of one gradient. Written over, the slice would become x.grad and keep
@@ -432,6 +454,7 @@ def test_a_slice_of_a_bigger_gradient_is_not_passed_on(relu_first):
     assert grad.untyped_storage().nbytes() == expected.untyped_storage().nbytes() == grad.nbytes
 
 
+@pytest.mark.usefixtures("writes_over_any_size")
 def test_retain_grad_keeps_torchs_value():
     """retain_grad stores a copy (torch's hook clones), so relu's backward may still write over the gradient."""
     x = make_tensor((64, 33), torch.float32).requires_grad_()
@@ -442,6 +465,7 @@ def test_retain_grad_keeps_torchs_value():
     assert_same(x.grad, torch.ops.aten.threshold_backward(torch.full(x.shape, 3.0), torch.relu(x.detach()), 0))
 
 
+@pytest.mark.usefixtures("writes_over_any_size")
 def test_module_backward_hooks_see_torchs_gradients():
     """Full backward hooks on relu's module and its neighbour keep the tensors they are given: the gradient relu
     received must still hold its values after relu's backward has run."""
@@ -463,6 +487,7 @@ def test_module_backward_hooks_see_torchs_gradients():
         assert_same(g, e)
 
 
+@pytest.mark.usefixtures("writes_over_any_size")
 def test_double_backward_keeps_the_gradient_it_differentiates():
     """With create_graph the gradient is part of the new graph: relu_backward, never written over."""
     x = make_tensor((64, 33), torch.float32).requires_grad_()
@@ -477,6 +502,7 @@ def test_writing_over_the_gradient_bumps_its_version():
     assert g._version == version + 1
 
 
+@pytest.mark.usefixtures("writes_over_any_size")
 def test_a_leafs_gradient_written_over_has_torchs_version():
     """relu's backward writes over the gradient mul's backward made; AccumulateGrad takes that tensor as x.grad, whose
     _version must then be what torch's fresh gradient has, not the count of relu_ext's write."""
