@@ -62,27 +62,22 @@ PyObject* py_set_overloads(PyObject* /*module*/, PyObject* args) {
   Py_RETURN_NONE;
 }
 
-PyObject* py_set_stream_min_bytes(PyObject* /*module*/, PyObject* arg) {
+// The test hooks' setters: one int argument, handed to `set`.
+template <void (*set)(int64_t)>
+PyObject* py_set_bytes(PyObject* /*module*/, PyObject* arg) {
   const long long bytes = PyLong_AsLongLong(arg);
   if (bytes == -1 && PyErr_Occurred()) return nullptr;
-  cpu::set_stream_min_bytes(bytes);
-  Py_RETURN_NONE;
-}
-
-PyObject* py_set_overwrite_min_bytes(PyObject* /*module*/, PyObject* arg) {
-  const long long bytes = PyLong_AsLongLong(arg);
-  if (bytes == -1 && PyErr_Occurred()) return nullptr;
-  set_overwrite_min_bytes(bytes);
+  set(bytes);
   Py_RETURN_NONE;
 }
 
 PyMethodDef methods[] = {
     {"relu", py_relu, METH_O, "relu_ext::relu on a tensor, through the dispatcher (autograd included)"},
     {"relu_", py_relu_, METH_O, "relu_ext::relu_ on a tensor, in place; returns None"},
-    {"_set_stream_min_bytes", py_set_stream_min_bytes, METH_O,
+    {"_set_stream_min_bytes", py_set_bytes<cpu::set_stream_min_bytes>, METH_O,
      "for tests: CPU calls moving more bytes than this take the past-the-cache paths (non-temporal stores out of "
      "place, interleaved halves in place; -1: the last-level cache size)"},
-    {"_set_overwrite_min_bytes", py_set_overwrite_min_bytes, METH_O,
+    {"_set_overwrite_min_bytes", py_set_bytes<set_overwrite_min_bytes>, METH_O,
      "for tests: relu's backward on the CPU writes over the incoming gradient from this many bytes (-1: the default)"},
     {"_set_overloads", py_set_overloads, METH_VARARGS, "the OpOverloads to call for tensor subclasses and modes"},
     {nullptr, nullptr, 0, nullptr}};

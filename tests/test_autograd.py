@@ -325,6 +325,14 @@ def test_threads_forward_backward_concurrently():
 # anyone else can still see must not change. On the CPU it does so only for gradients of 2 MiB and up; the tests
 # below lower that to 0 (writes_over_any_size) so that small tensors take the same path.
 
+def relu_ext_ops_in(fn):
+    """The relu_ext ops run by fn(), as the profiler records them (a profiler, unlike a dispatch mode, changes
+    nothing about which op runs)."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    return {e.name.split("::")[1] for e in prof.events() if e.name.startswith("relu_ext::")}
+
+
 @pytest.fixture
 def writes_over_any_size():
     relu_ext._C._set_overwrite_min_bytes(0)
@@ -342,13 +350,6 @@ def test_cpu_writes_over_only_gradients_of_2_mib_and_up():
     one written over."""
     assert relu_ext_ops_in(lambda: _backward_through_relu(1023)) == {"relu", "relu_backward"}
     assert relu_ext_ops_in(lambda: _backward_through_relu(1024)) == {"relu", "relu_backward_"}
-
-def relu_ext_ops_in(fn):
-    """The relu_ext ops run by fn(), as the profiler records them (a profiler, unlike a dispatch mode, changes
-    nothing about which op runs)."""
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        fn()
-    return {e.name.split("::")[1] for e in prof.events() if e.name.startswith("relu_ext::")}
 
 
 def _conv_relu_conv(relu):
