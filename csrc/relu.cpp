@@ -123,11 +123,20 @@ static bool huge_pages_allowed() {
 // with the output starting 64 or 128 bytes above the input modulo 4 KiB, each iteration's loads hit the previous
 // iteration's stores. Where glibc put the output was chance, for torch's outputs as for ours. Measured here
 // (float32, 2 threads, output forced to each offset): forward at 2^19 elements 25.6 us at offset 0, 1024 or 2048,
-// 29.3 at 64, 32.6 at 128; backward 37.8-40.0 against 42.1 and 46.2. Below this size the loop is too short to care.
-// Moving only the outputs that would land within reach (the others taking torch-sized blocks, as a training step's
-// tensors free them) was tried and showed no clear gain in a step or in a loop: the same build swung by up to 2x at
-// 2^21 elements from one process to the next, for torch's calls as for relu_ext's.
-constexpr size_t kPlacedMinBytes = size_t(256) << 10;
+// 29.3 at 64, 32.6 at 128; backward 37.8-40.0 against 42.1 and 46.2. Moving only the outputs that would land within
+// reach (the others taking torch-sized blocks, as a training step's tensors free them) was tried and showed no clear
+// gain in a step or in a loop: the same build swung by up to 2x at 2^21 elements from one process to the next, for
+// torch's calls as for relu_ext's; tried again later, in the seed's SimpleModel step at batch 4096, it was no better
+// than placing every output (ratio nn.ReLU step / relu_ext step 0.96-1.00 over 8 processes).
+// From 2 MiB only: below, the page more that placing takes makes the block a size no other tensor of the same shape
+// frees, and a training step's heap settles differently. The SimpleModel step, outputs placed from 256 KiB against
+// from 2 MiB, in one process taking turns with nn.ReLU (ratio nn.ReLU step / relu_ext step, median of 30 rounds):
+// batch 4096 (a 320 KB relu output) 0.93-1.02, mean 0.982, against 0.98-1.02, mean 0.995, better in 22 of 28
+// processes, even in 3 (11 of them after a pass over the benchmark's sizes, as in the benchmark: there placing lost
+// most, down to 0.93); batch 16384 (1.3 MB) mean 0.978 against 1.004, better in 5 of 6; batch 32768 (2.6 MB) even
+// (1.068 against 1.063). In a loop of calls placing gained little from 256 KiB to 1 MiB: forward at 2^16 float32
+// (256 KB) 1.16x torch placed against 1.05x; 2^17, 2^18 and the backward even.
+constexpr size_t kPlacedMinBytes = size_t(2) << 20;
 constexpr uintptr_t kPageBytes = 4096;
 
 // The output's offset in its page: half a page above the first input, or another that is not within 768 bytes
