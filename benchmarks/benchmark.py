@@ -2,11 +2,11 @@
 
 Every case runs relu_ext and its peers in the same process with torch.utils.benchmark (blocked_autorange, medians
 of at least 5 timed calls after a warm-up; CUDA timings synchronise), taking turns: --rounds rounds per case in
-alternating order, the whole run repeated --sweeps times, each impl's time the median of all its rounds. Per row:
-time, GB/s (bytes read + written), the ratio against torch (torch's time / relu_ext's in the same round, the median
-over rounds: above 1 means relu_ext is faster) and the fraction of the copy limit (a plain copy of the same bytes
-into a preallocated tensor). Those rows time calls in a loop; where a CPU run reaches 32 MB of float32, one more row
-times single calls after 2 s idle.
+alternating order (three times as many for the training step), the whole run repeated --sweeps times, each impl's
+time the median of all its rounds. Per row: time, GB/s (bytes read + written), the ratio against torch (torch's
+time / relu_ext's in the same round, the median over rounds: above 1 means relu_ext is faster) and the fraction of
+the copy limit (a plain copy of the same bytes into a preallocated tensor). Those rows time calls in a loop; where
+a CPU run reaches 32 MB of float32, one more row times single calls after 2 s idle.
 
     python benchmarks/benchmark.py --quick                  # under a minute on a 2-core machine
     python benchmarks/benchmark.py --json out.json --plot out.png --markdown out.md
@@ -131,18 +131,19 @@ class Runner:
         self.measurements.append(m)
         return m.median
 
-    def case(self, device, op, dtype_name, numel, bytes_moved, impls, copy_time):
+    def case(self, device, op, dtype_name, numel, bytes_moved, impls, copy_time, more_rounds=1):
         """Times each impl (relu_ext first, torch second, more peers after) and prints one row.
 
         The impls take turns: --rounds rounds per sweep, in order A B .. then .. B A, each a share of
         --min-run-time, and each impl's time is the median of its rounds' medians (over every sweep, see combine).
         This machine's speed drifts over seconds (other tenants); timed one after the other, whichever ran in a slow
-        spell would lose by it."""
+        spell would lose by it. more_rounds multiplies the rounds, each as long as before (the case takes that many
+        times longer), for a case whose rounds scatter more than the others'."""
         label, sub_label = case_labels(device, op, dtype_name, numel)
         rounds = max(1, self.args.rounds)
         medians = {name: [] for name in impls}
         measured = []
-        for name in self.turns(impls):
+        for name in self.turns(impls, more_rounds):
             stmt, env = impls[name]
             m = self.measure(label, sub_label, name, stmt, env, self.share() / rounds)
             medians[name].append(m.median)
@@ -150,10 +151,10 @@ class Runner:
         self.measurements += benchmark.Measurement.merge(measured)
         self.record(make_row(device, op, dtype_name, numel, bytes_moved, medians, [copy_time] if copy_time else []))
 
-    def turns(self, impls):
-        """The impls' names in the order they are timed: --rounds rounds, A B .. then .. B A."""
+    def turns(self, impls, more_rounds=1):
+        """The impls' names in the order they are timed: --rounds (times more_rounds) rounds, A B .. then .. B A."""
         names = list(impls)
-        for r in range(max(1, self.args.rounds)):
+        for r in range(max(1, self.args.rounds) * more_rounds):
             yield from (names if r % 2 == 0 else names[::-1])
 
     def record(self, row):
@@ -294,7 +295,10 @@ def run_device(runner, device, dtypes, sizes, compile_peer, batches):
                 opt.step()
 
             steps[name] = ("step()", {"step": step})
-        runner.case(device, "SimpleModel train step", "float32", batch, 0, steps, None)
+        # Three times the rounds: one round of a step is a few dozen steps, and their ratios scatter more than any op
+        # row's (batch 4096, one build: a sweep's median of 4 rounds 0.87-1.02 in 4 runs, the run's 0.95-1.01; with 12
+        # rounds a sweep 0.96-1.04, the run 0.99-1.02). The steps cost little time, so they take it.
+        runner.case(device, "SimpleModel train step", "float32", batch, 0, steps, None, more_rounds=3)
 
 
 def parse_sizes(text):

@@ -34,6 +34,9 @@ def test_quick_run_writes_documented_json(tmp_path):
             assert key in row, key
         assert list(row["times_s"])[0] == "relu_ext" and all(t > 0 for t in row["times_s"].values())
         assert row["ratio_vs_torch"] > 0
+    # The training step, the noisiest row, takes three times the rounds of the others.
+    rounds = {row["op"]: len(row["round_times_s"]["relu_ext"]) for row in data["rows"]}
+    assert rounds["SimpleModel train step"] == 3 * rounds["forward"] == 3 * data["machine"]["rounds"]
 
 
 def test_stops_before_timing_a_wrong_kernel(monkeypatch):
