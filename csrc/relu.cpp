@@ -130,12 +130,12 @@ static bool huge_pages_allowed() {
 // than placing every output (ratio nn.ReLU step / relu_ext step 0.96-1.00 over 8 processes).
 // From 2 MiB only: below, the page more that placing takes makes the block a size no other tensor of the same shape
 // frees, and a training step's heap settles differently. The SimpleModel step, outputs placed from 256 KiB against
-// from 2 MiB, in one process taking turns with nn.ReLU (ratio nn.ReLU step / relu_ext step, median of 30 rounds):
-// batch 4096 (a 320 KB relu output) 0.93-1.02, mean 0.982, against 0.98-1.02, mean 0.995, better in 22 of 28
-// processes, even in 3 (11 of them after a pass over the benchmark's sizes, as in the benchmark: there placing lost
-// most, down to 0.93); batch 16384 (1.3 MB) mean 0.978 against 1.004, better in 5 of 6; batch 32768 (2.6 MB) even
-// (1.068 against 1.063). In a loop of calls placing gained little from 256 KiB to 1 MiB: forward at 2^16 float32
-// (256 KB) 1.16x torch placed against 1.05x; 2^17, 2^18 and the backward even.
+// from 2 MiB, in one process taking turns with nn.ReLU (ratio nn.ReLU step / relu_ext step, median of 16-30 rounds):
+// batch 4096 (a 320 KB relu output) 0.93-1.02, mean 0.982, against 0.98-1.02, mean 0.995: better in 22 of 28
+// processes, even in 3 (11 of the 28 ran after a pass over the benchmark's sizes, as the benchmark's step does, and
+// there placing lost most, down to 0.93); batch 16384 (1.3 MB) mean 0.978 against 1.004, better in 5 of 6; batch
+// 32768 (2.6 MB) even (1.068 against 1.063). In a loop of calls placing gained little from 256 KiB to 1 MiB: forward
+// at 2^16 float32 (256 KB) 1.16x torch placed against 1.05x; 2^17, 2^18 and the backward even.
 constexpr size_t kPlacedMinBytes = size_t(2) << 20;
 constexpr uintptr_t kPageBytes = 4096;
 
