@@ -61,20 +61,21 @@ def test_large_outputs_give_their_memory_back_when_freed():
 def test_mid_size_outputs_start_away_from_their_inputs_in_the_page(offset):
     """Outputs from 2 MiB to 32 MB are placed so that they do not start just above an input modulo 4 KiB (where
     the CPU stalls loads behind stores that look alike); they stay ordinary tensors."""
-    base = torch.randn(2**19 + 2000)
-    x = base[offset: offset + 2**19]
+    n = 2**19  # 2 MiB of float32: the smallest output that is placed
+    base = torch.randn(n + 2000)
+    x = base[offset: offset + n]
     out = relu_ext.relu(x)
     assert torch.equal(out, torch.relu(x)) and out.stride() == (1,) and out.data_ptr() % 64 == 0
     assert not 0 < (out.data_ptr() - x.data_ptr()) % 4096 < 768
-    g = base[offset + 7: offset + 7 + 2**19]
+    g = base[offset + 7: offset + 7 + n]
     grad = torch.ops.relu_ext.relu_backward(g, out)
     for t in (g, out):
         assert not 0 < (grad.data_ptr() - t.data_ptr()) % 4096 < 768
     assert torch.equal(grad, torch.ops.aten.threshold_backward(g, out, 0))
-    out.resize_(2**20)  # grows through torch's CPU allocator, keeping the values
-    assert torch.equal(out[: 2**19], torch.relu(x))
+    out.resize_(2 * n)  # grows through torch's CPU allocator, keeping the values
+    assert torch.equal(out[:n], torch.relu(x))
     out.share_memory_()
-    assert out.is_shared() and torch.equal(out[: 2**19], torch.relu(x))
+    assert out.is_shared() and torch.equal(out[:n], torch.relu(x))
 
 
 HUGE_PAGE_PROBE = """
