@@ -1,9 +1,7 @@
 """relu_ext.ReLU, a drop-in for torch.nn.ReLU, and replace_relu, which swaps it into a model."""
 import torch
 
-from .ops import relu
-
-_is_scripting = torch.jit.is_scripting
+from .functional import relu
 
 
 class ReLU(torch.nn.Module):
@@ -17,7 +15,7 @@ class ReLU(torch.nn.Module):
         self.inplace = inplace
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if _is_scripting():  # torch.jit.script compiles this branch only (relu() below is Python only)
+        if torch.jit.is_scripting():  # torch.jit.script compiles this branch only (relu() is Python only)
             if self.inplace:
                 torch.ops.relu_ext.relu_(input)
                 return input

@@ -1,4 +1,9 @@
 """Shared helpers: torch is the oracle, and results are compared bit for bit."""
+import os
+import re
+import shutil
+import subprocess
+
 import pytest
 import torch
 
@@ -6,6 +11,19 @@ import relu_ext  # noqa: F401  (registers the ops)
 
 FLOAT_DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 INT_DTYPES = [torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64]
+
+
+def _torch_relu_accepts(dtype):
+    try:
+        torch.relu(torch.zeros(1, dtype=dtype))
+    except (RuntimeError, NotImplementedError):
+        return False
+    return True
+
+
+# The dtypes the installed torch.relu accepts: uint16/32/64 from torch 2.15 on.
+WIDE_UNSIGNED_DTYPES = [torch.uint16, torch.uint32, torch.uint64]
+INT_DTYPES += [d for d in WIDE_UNSIGNED_DTYPES if _torch_relu_accepts(d)]
 DTYPES = FLOAT_DTYPES + INT_DTYPES
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
@@ -39,4 +57,16 @@ def make_tensor(shape, dtype, device="cpu", seed=0):
             flat.copy_(flat[torch.randperm(flat.numel(), generator=g)])
         return x.to(dtype).to(device)
     info = torch.iinfo(dtype)
-    return torch.randint(info.min, info.max, shape, generator=g, dtype=torch.int64).to(dtype).to(device)
+    high = min(info.max, 2**63 - 1)  # uint64 beyond int64 is not drawn
+    return torch.randint(info.min, high, shape, generator=g, dtype=torch.int64).to(dtype).to(device)
+
+
+def usable_cuda_toolkit():
+    """The nvcc on PATH (or under CUDA_HOME) when it can build for this torch: a CUDA build of torch and a toolkit of
+    the same major version. Worked out apart from setup.py's decision, so that the tests check it."""
+    nvcc = shutil.which("nvcc") or os.path.join(os.environ.get("CUDA_HOME", "/usr/local/cuda"), "bin", "nvcc")
+    if torch.version.cuda is None or not os.path.isfile(nvcc):
+        return None
+    out = subprocess.run([nvcc, "--version"], capture_output=True, text=True).stdout
+    match = re.search(r"release (\d+)\.", out)
+    return nvcc if match and match[1] == torch.version.cuda.split(".")[0] else None

@@ -178,22 +178,6 @@ def test_torch_func_grad_vmap_jacrev():
     assert_same(per_sample, expected)
 
 
-def test_vmap_over_relu_backward_in_place():
-    grad, result = make_tensor((4, 6), torch.float32), torch.relu(make_tensor((4, 6), torch.float32, seed=1))
-
-    def write(g, r):
-        torch.ops.relu_ext.relu_backward_(g, r)
-        return g
-
-    threshold_backward = torch.ops.aten.threshold_backward
-    assert_same(torch.func.vmap(write)(grad.clone(), result), threshold_backward(grad, result, 0))
-    assert_same(torch.func.vmap(write, in_dims=1)(grad.t().clone(), result.t()), threshold_backward(grad, result, 0))
-    assert_same(torch.func.vmap(write, in_dims=(0, None))(grad.clone(), result[0]),
-                threshold_backward(grad, result[0].expand(4, 6), 0))
-    with pytest.raises(RuntimeError, match="cannot write a result batched over vmap"):
-        torch.func.vmap(write, in_dims=(None, 0))(grad[0].clone(), result)
-
-
 # Forward mode: every entry point, out of place and in place, against torch's tangents.
 _FORWARD_FNS = {
     "relu": (relu_ext.relu, torch.relu),
@@ -320,144 +304,7 @@ def test_threads_forward_backward_concurrently():
     assert not errors, errors
 
 
-# When nothing else can see the incoming gradient, relu's backward writes the result over it (relu_backward_) instead
-# of a new tensor (csrc/relu_autograd.cpp, may_overwrite). The gradients must be torch's all the same, and memory
-# anyone else can still see must not change. On the CPU it does so only for gradients of 2 MiB and up; the tests
-# below lower that to 0 (writes_over_any_size) so that small tensors take the same path.
-
-def relu_ext_ops_in(fn):
-    """The relu_ext ops run by fn(), as the profiler records them (a profiler, unlike a dispatch mode, changes
-    nothing about which op runs)."""
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        fn()
-    return {e.name.split("::")[1] for e in prof.events() if e.name.startswith("relu_ext::")}
-
-
-@pytest.fixture
-def writes_over_any_size():
-    relu_ext._C._set_overwrite_min_bytes(0)
-    yield
-    relu_ext._C._set_overwrite_min_bytes(-1)
-
-
-def _backward_through_relu(rows):
-    x = make_tensor((rows, 512), torch.float32).requires_grad_()
-    (relu_ext.relu(x) * torch.linspace(-1, 1, 512)).sum().backward()  # mul's backward: a gradient nobody else holds
-
-
-def test_cpu_writes_over_only_gradients_of_2_mib_and_up():
-    """The default: below 2 MiB a new gradient (measured faster in a training step there), from 2 MiB the incoming
-    one written over."""
-    assert relu_ext_ops_in(lambda: _backward_through_relu(1023)) == {"relu", "relu_backward"}
-    assert relu_ext_ops_in(lambda: _backward_through_relu(1024)) == {"relu", "relu_backward_"}
-
-
-def _conv_relu_conv(relu):
-    return [torch.nn.Conv2d(3, 8, 3), relu, torch.nn.Conv2d(8, 4, 3)]
-
-
-_MODELS = {  # relu's incoming gradient: conv's input gradient, in either layout, or (Flatten) a view of linear's
-    "conv-nchw": (_conv_relu_conv, torch.contiguous_format),
-    "conv-nhwc": (_conv_relu_conv, torch.channels_last),
-    "flatten": (lambda relu: [torch.nn.Conv2d(3, 8, 3), relu, torch.nn.Flatten(), torch.nn.Linear(8 * 36, 1)],
-                torch.contiguous_format),
-}
-
-
-def model_grads(model_name, relu_module, device):
-    layers, memory_format = _MODELS[model_name]
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(*layers(relu_module)).to(device=device, memory_format=memory_format)
-    x = torch.randn(4, 3, 8, 8, device=device).contiguous(memory_format=memory_format)
-    model(x).square().sum().backward()
-    return [p.grad for p in model.parameters()]
-
-
-@pytest.mark.usefixtures("writes_over_any_size")
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("model_name", _MODELS)
-def test_training_backward_writes_over_the_incoming_gradient_with_torchs_values(device, model_name):
-    expected = model_grads(model_name, torch.nn.ReLU(), device)
-    got = []
-    ops = relu_ext_ops_in(lambda: got.extend(model_grads(model_name, relu_ext.ReLU(), device)))
-    assert ops == {"relu", "relu_backward_"}
-    for g, e in zip(got, expected):
-        assert_same(g, e)
-
-
-def _kept_by_the_caller(x):
-    upstream = torch.randn(x.shape)
-    kept = upstream.clone()
-    relu_ext.relu(x).backward(upstream)
-    return upstream, kept
-
-
-def _a_view_of_it_kept(x):
-    upstream = torch.randn(x.numel())  # the gradient reaching relu is upstream.view(x.shape): other tensor, same memory
-    kept = upstream.clone()
-    relu_ext.relu(x).view(-1).backward(upstream)
-    return upstream, kept
-
-
-def _kept_by_a_hook(x):
-    seen = []
-    y = relu_ext.relu(x * 1)
-    y.register_hook(seen.append)
-    (y * 3).sum().backward()
-    return seen[0], torch.full(x.shape, 3.0)
-
-
-def _borrowed_from_numpy(x):
-    memory = torch.randn(x.shape).numpy()
-    kept = torch.tensor(memory)
-
-    class Lend(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, t):
-            return t.clone()
-
-        @staticmethod
-        def backward(ctx, grad):
-            return torch.from_numpy(memory)
-
-    Lend.apply(relu_ext.relu(x)).sum().backward()
-    return torch.from_numpy(memory), kept
-
-
-_GRADIENT_HOLDERS = {"caller": _kept_by_the_caller, "view": _a_view_of_it_kept, "hook": _kept_by_a_hook,
-                     "numpy": _borrowed_from_numpy}
-
-
-@pytest.mark.usefixtures("writes_over_any_size")
-@pytest.mark.parametrize("holder", _GRADIENT_HOLDERS.values(), ids=list(_GRADIENT_HOLDERS))
-def test_a_gradient_someone_else_holds_is_not_written(holder):
-    x = make_tensor((64, 33), torch.float32).requires_grad_()
-    returned = []
-    assert "relu_backward_" not in relu_ext_ops_in(lambda: returned.extend(holder(x)))
-    held, unchanged = returned
-    assert_same(held, unchanged.view(held.shape))
-    assert_same(x.grad, torch.ops.aten.threshold_backward(unchanged.view(x.shape), torch.relu(x.detach()), 0))
-
-
-@pytest.mark.usefixtures("writes_over_any_size")
-@pytest.mark.parametrize("relu_first", [True, False], ids=["relu-slice-first", "relu-slice-second"])
-def test_a_slice_of_a_bigger_gradient_is_not_passed_on(relu_first):
-    """cat's backward gives each input a slice of one gradient. Written over, the slice would become x.grad and keep
-    the whole gradient alive; relu_backward gives x.grad its own memory, as torch does."""
-    def run(relu):
-        x, z = make_tensor((64, 20), torch.float32).requires_grad_(), torch.randn(64, 20, requires_grad=True)
-        parts = [relu(x), z * 1] if relu_first else [z * 1, relu(x)]
-        (torch.cat(parts) * 3).sum().backward()
-        return x.grad
-
-    grad, expected = run(relu_ext.relu), run(torch.relu)
-    assert_same(grad, expected)
-    assert grad.untyped_storage().nbytes() == expected.untyped_storage().nbytes() == grad.nbytes
-
-
-@pytest.mark.usefixtures("writes_over_any_size")
 def test_retain_grad_keeps_torchs_value():
-    """retain_grad stores a copy (torch's hook clones), so relu's backward may still write over the gradient."""
     x = make_tensor((64, 33), torch.float32).requires_grad_()
     y = relu_ext.relu(x * 1)
     y.retain_grad()
@@ -466,10 +313,8 @@ def test_retain_grad_keeps_torchs_value():
     assert_same(x.grad, torch.ops.aten.threshold_backward(torch.full(x.shape, 3.0), torch.relu(x.detach()), 0))
 
 
-@pytest.mark.usefixtures("writes_over_any_size")
 def test_module_backward_hooks_see_torchs_gradients():
-    """Full backward hooks on relu's module and its neighbour keep the tensors they are given: the gradient relu
-    received must still hold its values after relu's backward has run."""
+    """Full backward hooks on relu's module and its neighbour see the tensors torch's would, after backward too."""
     def run(relu):
         torch.manual_seed(0)
         model = torch.nn.Sequential(torch.nn.Linear(10, 20), relu, torch.nn.Linear(20, 1))
@@ -486,34 +331,3 @@ def test_module_backward_hooks_see_torchs_gradients():
         assert_same(seen[name], seen_torch[name])
     for g, e in zip(grads, grads_torch):
         assert_same(g, e)
-
-
-@pytest.mark.usefixtures("writes_over_any_size")
-def test_double_backward_keeps_the_gradient_it_differentiates():
-    """With create_graph the gradient is part of the new graph: relu_backward, never written over."""
-    x = make_tensor((64, 33), torch.float32).requires_grad_()
-    ops = relu_ext_ops_in(lambda: torch.autograd.grad(relu_ext.relu(x).square().sum(), x, create_graph=True))
-    assert ops == {"relu", "relu_backward"}
-
-
-def test_writing_over_the_gradient_bumps_its_version():
-    g, r = torch.randn(10), torch.relu(torch.randn(10))
-    version = g._version
-    torch.ops.relu_ext.relu_backward_(g, r)
-    assert g._version == version + 1
-
-
-@pytest.mark.usefixtures("writes_over_any_size")
-def test_a_leafs_gradient_written_over_has_torchs_version():
-    """relu's backward writes over the gradient mul's backward made; AccumulateGrad takes that tensor as x.grad, whose
-    _version must then be what torch's fresh gradient has, not the count of relu_ext's write."""
-    def run(relu):
-        x = make_tensor((64, 33), torch.float32).requires_grad_()
-        (relu(x) * torch.linspace(-1, 1, 33)).sum().backward()
-        return x
-
-    got = []
-    assert relu_ext_ops_in(lambda: got.append(run(relu_ext.relu))) == {"relu", "relu_backward_"}
-    x, expected = got[0], run(torch.relu)
-    assert_same(x.grad, expected.grad)
-    assert x.grad._version == expected.grad._version == 0

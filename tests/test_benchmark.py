@@ -1,18 +1,19 @@
 """The benchmark's quick path, on tiny sizes with a tiny time budget: it runs, checks before timing, and writes the
 documented JSON. No timing is asserted."""
 import argparse
-import importlib.util
 import json
 import os
+import sys
 import time
 
 import pytest
 import torch
 
-spec = importlib.util.spec_from_file_location(
-    "benchmark", os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "benchmark.py"))
-benchmark = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(benchmark)
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks"))
+import benchmark  # noqa: E402
+import cases  # noqa: E402
+import report  # noqa: E402
+import timing  # noqa: E402
 
 TINY = ["--device", "cpu", "--quick", "--sizes", "10", "--dtypes", "float32,bfloat16", "--min-run-time", "0.001",
         "--batches", "1"]
@@ -47,7 +48,7 @@ def test_stops_before_timing_a_wrong_kernel(monkeypatch):
         def forward(self, x):
             return x.abs()
 
-    monkeypatch.setattr(benchmark.relu_ext, "ReLU", WrongReLU)
+    monkeypatch.setattr(cases.relu_ext, "ReLU", WrongReLU)
     with pytest.raises(SystemExit, match="STOP: relu_ext differs from nn.ReLU"):
         benchmark.main(TINY)
 
@@ -62,41 +63,51 @@ def test_plot_without_matplotlib_says_so(tmp_path, monkeypatch, capsys):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
-    benchmark.plot([], str(tmp_path / "x.png"))
+    report.plot([], str(tmp_path / "x.png"))
     assert "needs matplotlib" in capsys.readouterr().out
 
 
 def test_a_slow_statement_is_timed_at_least_min_calls_times():
     """One timed call is what a large case's share of the budget buys; the median needs several."""
     args = argparse.Namespace(threads=1, min_run_time=0.001, sweeps=1)
-    m = benchmark.Runner(args).measure("label", "sub", "sleep", "time.sleep(0.02)", {"time": time}, 0.001)
-    assert m.number_per_run * len(m.raw_times) >= benchmark.MIN_CALLS
-
-
-def test_idle_case_times_both_impls_each_round(monkeypatch):
-    monkeypatch.setattr(benchmark, "IDLE_S", 0.0)
-    args = argparse.Namespace(threads=1, min_run_time=0.001, sweeps=1, rounds=2)
-    runner = benchmark.Runner(args)
-    benchmark.idle_case(runner, "cpu", 1024)
-    (row,) = runner.rows
-    assert row["op"] == "forward after 0 s idle" and row["numel"] == 1024
-    assert {name: len(times) for name, times in row["round_times_s"].items()} == {"relu_ext": 2, "torch.relu": 2}
+    m = timing.Runner(args).measure("time.sleep(0.02)", {"time": time}, 0.001)
+    assert m.number_per_run * len(m.raw_times) >= timing.MIN_CALLS
 
 
 def test_ratio_pairs_each_round_with_the_same_round_of_torch():
     """A slow spell that hits torch in one round and relu_ext in another must not decide the ratio: each round is a
     pair, timed back to back, and the ratio is the median over pairs (here 1.1 in two of three rounds)."""
     rounds = {"relu_ext": [2.0, 1.0, 1.0], "torch.relu": [2.2, 1.1, 4.0], "nn.ReLU": [4.0, 2.0, 2.0]}
-    row = benchmark.make_row("cpu", "forward", "float32", 1024, 8192, rounds, [])
+    row = timing.make_row("cpu", "forward", "float32", 1024, 8192, rounds, [])
     assert row["ratio_vs_torch"] == pytest.approx(1.1)  # the ratio of the medians would say 2.2 / 1.0
     assert row["ratios"] == pytest.approx({"torch.relu": 1.1, "nn.ReLU": 2.0})
     assert row["times_s"] == {"relu_ext": 1.0, "torch.relu": 2.2, "nn.ReLU": 2.0}
     # Over sweeps, combine() keeps the pairs: round i of one impl still meets round i of the other.
     args = argparse.Namespace(threads=1, min_run_time=0.001, sweeps=2, rounds=3)
-    runner = benchmark.Runner(args)
-    runner.rows = [row, benchmark.make_row("cpu", "forward", "float32", 1024, 8192,
+    runner = timing.Runner(args)
+    runner.rows = [row, timing.make_row("cpu", "forward", "float32", 1024, 8192,
                                            {"relu_ext": [3.0, 3.0, 3.0], "torch.relu": [1.5, 1.5, 1.5],
                                             "nn.ReLU": [3.0, 3.0, 3.0]}, [])]
     (combined,) = runner.combine()
     assert combined["ratio_vs_torch"] == pytest.approx((1.1 + 0.5) / 2)  # six pairs: 1.1 1.1 4 0.5 0.5 0.5
     assert combined["sweeps"] == 2
+
+
+def test_printed_summary_keeps_two_decimals(capsys):
+    """The closing table prints each ratio as measured (0.99 stays 0.99), not rounded to one figure."""
+    row = timing.make_row("cpu", "forward", "float32", 4096, 32768,
+                          {"relu_ext": [3.0e-4, 3.1e-4], "torch.relu": [2.97e-4, 3.07e-4]}, [])
+    step = timing.make_row("cpu", "SimpleModel train step", "float32", 64, 0,
+                           {"relu_ext": [2.0e-4], "nn.ReLU": [1.98e-4]}, None or [])
+    table = report.ratio_tables([row, step])
+    assert "| forward | float32 | torch.relu | 0.99 |" in table
+    assert "| SimpleModel train step | 64 | 200 us | nn.ReLU 198 us | 0.99 |" in table
+
+
+def test_no_torch_warning_at_the_top_of_a_cpu_run(tmp_path):
+    import subprocess
+    run = subprocess.run([sys.executable, os.path.join(os.path.dirname(benchmark.__file__), "benchmark.py")] + TINY,
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""
+    assert run.stdout.startswith("relu_ext benchmark:")

@@ -11,7 +11,6 @@ from conftest import DEVICES, DTYPES, FLOAT_DTYPES, assert_same, make_tensor
 relu = torch.ops.relu_ext.relu
 relu_ = torch.ops.relu_ext.relu_
 relu_backward = torch.ops.relu_ext.relu_backward
-relu_backward_ = torch.ops.relu_ext.relu_backward_
 
 # Around every vector width (16-64 bytes of 1-8 byte elements), and a large odd size that splits across threads.
 SIZES = [0, 1] + list(range(2, 66)) + [1_000_003]
@@ -35,14 +34,6 @@ def check_all_ops(x):
     grad = make_tensor(x.shape, x.dtype, x.device, seed=1)
     expected = torch.ops.aten.threshold_backward(grad, result, 0)
     assert_same(relu_backward(grad, result), expected)
-    # In place over grad_output, in grad_output's layout: a contiguous one, and x's own where x has no overlap.
-    grads = [grad.clone()]
-    if torch._debug_has_internal_overlap(x) != 1:
-        grads.append(clone_storage(x).copy_(grad))
-    for written in grads:
-        want = clone_storage(written).copy_(expected)
-        relu_backward_(written, result)
-        assert_same(written, want)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -127,34 +118,32 @@ def test_nan_and_denormal_bits_pass_through(device, dtype, bits):
 
 @pytest.mark.parametrize("capability", ["default", "avx2", "avx512"])
 def test_every_cpu_instruction_set(capability):
-    """Each per-ISA copy of the CPU kernels, chosen the way torch chooses its own (ATEN_CPU_CAPABILITY lowers it)."""
-    if capability != "default" and capability not in torch.backends.cpu.get_cpu_capability().lower():
-        if not (capability == "avx2" and "avx512" in torch.backends.cpu.get_cpu_capability().lower()):
-            pytest.skip(f"this CPU has no {capability}")
+    """Each per-ISA copy of the CPU kernels, chosen as torch chooses its own (ATEN_CPU_CAPABILITY lowers it). The
+    reference is relu's definition in torch.where form: torch's own DEFAULT path differs from its vector paths on
+    some releases, and this test is about relu_ext's copies."""
+    native = torch.backends.cpu.get_cpu_capability().lower()
+    if capability != "default" and capability not in native and not (capability == "avx2" and "avx512" in native):
+        pytest.skip(f"this CPU has no {capability}")
     script = """
 import torch, relu_ext
 from conftest import DTYPES, make_tensor, assert_same
 print(torch.backends.cpu.get_cpu_capability())
-for stream_min_bytes, dtype in [(-1, dtype) for dtype in DTYPES] + [(0, dtype) for dtype in DTYPES]:
-    relu_ext._C._set_stream_min_bytes(stream_min_bytes)  # 0: non-temporal stores, and relu_ in interleaved halves
-    for n in list(range(0, 140)) + [100_003] + [65_536 + k for k in range(1, 70, 3)]:
+for dtype in DTYPES:
+    for n in list(range(0, 140)) + [100_003]:
         x = make_tensor((n,), dtype, seed=n)
-        r = torch.relu(x)
+        zero = torch.zeros((), dtype=dtype)
+        r = torch.where(x < 0, zero, x)  # NaN and -0.0 pass, as torch.relu's vector paths do
         assert_same(torch.ops.relu_ext.relu(x), r)
         y = x.clone()
         torch.ops.relu_ext.relu_(y)
         assert_same(y, r)
         g = make_tensor((n,), dtype, seed=n + 1)
-        expected = torch.ops.aten.threshold_backward(g, r, 0)
-        assert_same(torch.ops.relu_ext.relu_backward(g, r), expected)
-        written = g.clone()
-        torch.ops.relu_ext.relu_backward_(written, r)
-        assert_same(written, expected)
-        assert_same(torch.ops.relu_ext.relu_backward(g[:1].expand(n), r),
-                    torch.ops.aten.threshold_backward(g[:1].expand(n), r, 0)) if n else None
+        assert_same(torch.ops.relu_ext.relu_backward(g, r), torch.where(r <= 0, zero, g))
+        assert_same(torch.ops.relu_ext.relu_backward(g[:1].expand(n), r), torch.where(r <= 0, zero, g[:1].expand(n)))
 """
     env = dict(os.environ, ATEN_CPU_CAPABILITY=capability)
     run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
                          cwd=os.path.dirname(__file__))
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == capability.upper()
+    # torch before 2.6 named the portable path "NO AVX"
+    assert run.stdout.strip() in ({capability.upper()} | ({"NO AVX"} if capability == "default" else set()))

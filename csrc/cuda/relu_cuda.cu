@@ -1,5 +1,5 @@
-// relu_ext: the CUDA kernels and their entry points. The rules per element are ReluScalar (relu.h), shared with the
-// CPU kernels; the layout work (make_plan, empty_like_elementwise) is shared too.
+// The CUDA kernels and entry points. The rules per element are ReluScalar (relu.h), shared with the CPU kernels, and
+// so are the checks and the layout work.
 #include <ATen/core/Tensor.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -9,14 +9,15 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "relu.h"
+#include "../relu.h"
 
 namespace relu_ext {
 namespace cuda {
 
 constexpr int kThreads = 256;
-constexpr int kUnroll = 4;                // 16-byte packs per thread per loop trip
+constexpr int kUnroll = 4;                // 16-byte packs in flight per thread
 constexpr int64_t kMaxBlocks = 1 << 20;  // grid-stride loops cover the rest
+constexpr int kMaxDims = 25;             // as torch's CUDA offset calculator
 
 template <typename S>
 struct alignas(16) Pack {
@@ -34,8 +35,8 @@ __device__ __forceinline__ S apply(S a, S b) {
   }
 }
 
-// Flat operands that share their offset from 16-byte alignment: the first `head` elements and the last `tail` ones
-// go one per thread, the body in 16-byte packs, kUnroll packs in flight per thread.
+// Flat operands that share their offset from 16-byte alignment: the first `head` elements and the last ones after
+// the packs go one per thread, the body in 16-byte packs.
 template <typename T, int kInputs, typename S>
 __global__ void flat_vectorized_kernel(S* out, const S* in0, const S* in1, int64_t n, int64_t head, int64_t npacks) {
   using P = Pack<S>;
@@ -73,9 +74,18 @@ __global__ void flat_vectorized_kernel(S* out, const S* in0, const S* in1, int64
   }
 }
 
+// The plan in a fixed-size form that a kernel takes by value.
+struct DevicePlan {
+  int ndim;
+  int64_t numel;
+  int64_t sizes[kMaxDims];
+  int64_t strides[3][kMaxDims];
+  void* data[3];
+};
+
 // Any layout: each element's offsets come from its flat index over the plan's (merged) dims.
 template <typename T, int kInputs, typename S, typename Index>
-__global__ void strided_kernel(const ElementwisePlan p) {
+__global__ void strided_kernel(const DevicePlan p) {
   const Index numel = static_cast<Index>(p.numel);
   for (Index i = static_cast<Index>(blockIdx.x) * blockDim.x + threadIdx.x; i < numel;
        i += static_cast<Index>(gridDim.x) * blockDim.x) {
@@ -98,11 +108,29 @@ static unsigned int grid_for(int64_t work_items) {
   return static_cast<unsigned int>(std::max<int64_t>(1, std::min(kMaxBlocks, (work_items + kThreads - 1) / kThreads)));
 }
 
-// 32-bit index math is faster; it serves when every flat index and every element offset fits. A few elements far
-// apart (x[::2**20] of a huge tensor) need 64 bits as much as many elements do.
-static bool fits_int32(const ElementwisePlan& p) {
-  if (p.numel > INT32_MAX) return false;
+// Raises before anything is written (relu_ bumps the version first).
+static void check_dims(const ElementwisePlan& p) {
+  TORCH_CHECK(p.ndim() <= kMaxDims, "relu_ext: on CUDA a tensor's layout may have at most ", kMaxDims,
+              " dimensions that cannot be merged (this one has ", p.ndim(), "); call .contiguous() on it first");
+}
+
+static DevicePlan device_plan(const ElementwisePlan& p) {
+  TORCH_INTERNAL_ASSERT(p.ndim() <= kMaxDims);
+  DevicePlan d{};
+  d.ndim = p.ndim();
+  d.numel = p.numel;
   for (int k = 0; k < p.ntensors; ++k) {
+    d.data[k] = p.data[k];
+    for (int i = 0; i < d.ndim; ++i) d.strides[k][i] = p.strides[k][i];
+  }
+  for (int i = 0; i < d.ndim; ++i) d.sizes[i] = p.sizes[i];
+  return d;
+}
+
+// 32-bit index math is faster; it serves when every flat index and every element offset fits in 32 bits.
+static bool fits_int32(const DevicePlan& p, int ntensors) {
+  if (p.numel > INT32_MAX) return false;
+  for (int k = 0; k < ntensors; ++k) {
     int64_t last = 0;
     for (int d = 0; d < p.ndim; ++d) last += (p.sizes[d] - 1) * p.strides[k][d];
     if (last > INT32_MAX) return false;
@@ -111,9 +139,10 @@ static bool fits_int32(const ElementwisePlan& p) {
 }
 
 template <typename T, int kInputs>
-void launch_elementwise(const ElementwisePlan& p) {
+void launch_elementwise(const ElementwisePlan& plan) {
   using S = typename ReluScalar<T>::S;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  const DevicePlan p = device_plan(plan);
   bool flat = p.ndim == 1;
   for (int k = 0; k <= kInputs; ++k) flat = flat && p.strides[k][0] == 1;
   const auto misalignment = [&](int k) { return reinterpret_cast<uintptr_t>(p.data[k]) % 16; };
@@ -122,13 +151,13 @@ void launch_elementwise(const ElementwisePlan& p) {
   if (flat && same_alignment) {
     const int64_t head = std::min<int64_t>(p.numel, ((16 - misalignment(0)) % 16) / sizeof(S));
     const int64_t npacks = (p.numel - head) / Pack<S>::kSize;
-    const int64_t loose = p.numel - npacks * Pack<S>::kSize;  // head + tail, one thread each
+    const int64_t loose = p.numel - npacks * Pack<S>::kSize;  // head and tail, one thread each
     const int64_t work = std::max((npacks + kUnroll - 1) / kUnroll, loose);
     S* out = static_cast<S*>(p.data[0]);
     const S* in0 = static_cast<const S*>(p.data[1]);
     const S* in1 = kInputs == 2 ? static_cast<const S*>(p.data[2]) : in0;
     flat_vectorized_kernel<T, kInputs><<<grid_for(work), kThreads, 0, stream>>>(out, in0, in1, p.numel, head, npacks);
-  } else if (fits_int32(p)) {
+  } else if (fits_int32(p, kInputs + 1)) {
     strided_kernel<T, kInputs, S, int32_t><<<grid_for(p.numel), kThreads, 0, stream>>>(p);
   } else {
     strided_kernel<T, kInputs, S, int64_t><<<grid_for(p.numel), kThreads, 0, stream>>>(p);
@@ -136,43 +165,37 @@ void launch_elementwise(const ElementwisePlan& p) {
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-at::Tensor relu(const at::Tensor& self) {
+static at::Tensor relu(const at::Tensor& self) {
   check_relu_input(self, "relu");
   const c10::cuda::CUDAGuard guard(self.device());
   at::Tensor out = empty_like_elementwise({&self});
   if (out.numel() == 0) return out;
   const ElementwisePlan plan = make_plan({&out, &self});
+  check_dims(plan);
   dispatch_dtype(self.scalar_type(), [&](auto tag) { launch_elementwise<decltype(tag), 1>(plan); });
   return out;
 }
 
-void relu_(const at::Tensor& self) {
+static void relu_(const at::Tensor& self) {
   check_relu_input(self, "relu_");
   check_no_internal_overlap(self);
-  self.unsafeGetTensorImpl()->bump_version();  // as torch's in-place ops do; custom ops get no automatic bump
   const c10::cuda::CUDAGuard guard(self.device());
-  if (self.numel() == 0) return;
   const ElementwisePlan plan = make_plan({&self, &self});
+  check_dims(plan);
+  self.unsafeGetTensorImpl()->bump_version();  // as torch's in-place ops do; a custom op gets no automatic bump
+  if (self.numel() == 0) return;
   dispatch_dtype(self.scalar_type(), [&](auto tag) { launch_elementwise<decltype(tag), 1>(plan); });
 }
 
-at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor& result) {
+static at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor& result) {
   check_relu_backward_inputs(grad_output, result);
   const c10::cuda::CUDAGuard guard(result.device());
   at::Tensor grad_input = empty_like_elementwise({&result, &grad_output});
   if (grad_input.numel() == 0) return grad_input;
   const ElementwisePlan plan = make_plan({&grad_input, &grad_output, &result});
+  check_dims(plan);
   dispatch_dtype(result.scalar_type(), [&](auto tag) { launch_elementwise<decltype(tag), 2>(plan); });
   return grad_input;
-}
-
-void relu_backward_(const at::Tensor& grad_output, const at::Tensor& result) {
-  check_relu_backward_inputs(grad_output, result, /*in_place=*/true);
-  grad_output.unsafeGetTensorImpl()->bump_version();
-  const c10::cuda::CUDAGuard guard(result.device());
-  if (grad_output.numel() == 0) return;
-  const ElementwisePlan plan = make_plan({&grad_output, &grad_output, &result});
-  dispatch_dtype(result.scalar_type(), [&](auto tag) { launch_elementwise<decltype(tag), 2>(plan); });
 }
 
 }  // namespace cuda
@@ -181,7 +204,6 @@ TORCH_LIBRARY_IMPL(relu_ext, CUDA, m) {
   m.impl("relu", &cuda::relu);
   m.impl("relu_", &cuda::relu_);
   m.impl("relu_backward", &cuda::relu_backward);
-  m.impl("relu_backward_", &cuda::relu_backward_);
 }
 
 }  // namespace relu_ext

@@ -1,3 +1,3 @@
 // CPU kernels for any CPU: at::vec's portable form.
 #define CPU_CAPABILITY DEFAULT
-#include "relu_cpu.h"
+#include "kernels.h"

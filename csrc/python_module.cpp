@@ -1,8 +1,7 @@
-// relu_ext._C, the Python module: `import relu_ext._C` loads this library and with it the op registrations. It
-// carries what the build knew (relu_ext/__init__.py checks it against the torch it runs with and the sources beside
-// it) and the entries relu_ext.relu / relu_ call outside torch.compile: one C call into the dispatcher, as torch.relu's
-// own binding is. Through torch.ops (an OpOverload) the same call costs ~0.4 us more: the boxed, schema-driven
-// argument parsing, a quarter of torch.relu's whole time at 2^12 elements.
+// relu_ext._C, the Python module: importing it loads this library and with it the op registrations. It carries what
+// the build knew (relu_ext/_library.py checks it) and the entries relu_ext.relu and relu_ call outside torch.compile:
+// one C call into the dispatcher, as torch.relu's own binding is, where calling the OpOverload parses its arguments
+// from the schema (relu_ext.ReLU()(x) on [1, 20] is 1.5x faster this way: docs/PERFORMANCE.md).
 #include <ATen/PythonTorchFunctionTLS.h>
 #include <torch/csrc/Exceptions.h>
 #include <torch/csrc/autograd/python_variable.h>
@@ -12,8 +11,8 @@
 namespace relu_ext {
 namespace {
 
-// The ops' OpOverloads (set by relu_ext/ops.py), called for anything but a plain tensor outside a torch function
-// mode: a tensor subclass or a mode gets its __torch_function__ exactly as through torch.ops.
+// The ops' OpOverloads (set by relu_ext/functional.py), called for anything but a plain tensor outside a torch
+// function mode, so that a tensor subclass or a mode sees the call exactly as through torch.ops.
 PyObject* relu_overload = nullptr;
 PyObject* relu__overload = nullptr;
 
@@ -62,24 +61,40 @@ PyObject* py_set_overloads(PyObject* /*module*/, PyObject* args) {
   Py_RETURN_NONE;
 }
 
-// The test hooks' setters: one int argument, handed to `set`.
-template <void (*set)(int64_t)>
-PyObject* py_set_bytes(PyObject* /*module*/, PyObject* arg) {
-  const long long bytes = PyLong_AsLongLong(arg);
-  if (bytes == -1 && PyErr_Occurred()) return nullptr;
-  set(bytes);
+// The fake kernels' checks: the same code, and so the same errors, as the real kernels'.
+PyObject* py_check_relu_input(PyObject* /*module*/, PyObject* args) {
+  HANDLE_TH_ERRORS
+  PyObject* tensor;
+  const char* op;
+  if (!PyArg_ParseTuple(args, "Os", &tensor, &op)) return nullptr;
+  check_relu_input(THPVariable_Unpack(tensor), op);
+  Py_RETURN_NONE;
+  END_HANDLE_TH_ERRORS
+}
+
+PyObject* py_check_relu_backward_inputs(PyObject* /*module*/, PyObject* args) {
+  HANDLE_TH_ERRORS
+  PyObject *grad_output, *result;
+  if (!PyArg_ParseTuple(args, "OO", &grad_output, &result)) return nullptr;
+  check_relu_backward_inputs(THPVariable_Unpack(grad_output), THPVariable_Unpack(result));
+  Py_RETURN_NONE;
+  END_HANDLE_TH_ERRORS
+}
+
+PyObject* py_set_wide_unsigned_supported(PyObject* /*module*/, PyObject* arg) {
+  set_wide_unsigned_supported(PyObject_IsTrue(arg) == 1);
   Py_RETURN_NONE;
 }
 
 PyMethodDef methods[] = {
     {"relu", py_relu, METH_O, "relu_ext::relu on a tensor, through the dispatcher (autograd included)"},
     {"relu_", py_relu_, METH_O, "relu_ext::relu_ on a tensor, in place; returns None"},
-    {"_set_stream_min_bytes", py_set_bytes<cpu::set_stream_min_bytes>, METH_O,
-     "for tests: CPU calls moving more bytes than this take the past-the-cache paths (non-temporal stores out of "
-     "place, interleaved halves in place; -1: the last-level cache size)"},
-    {"_set_overwrite_min_bytes", py_set_bytes<set_overwrite_min_bytes>, METH_O,
-     "for tests: relu's backward on the CPU writes over the incoming gradient from this many bytes (-1: the default)"},
     {"_set_overloads", py_set_overloads, METH_VARARGS, "the OpOverloads to call for tensor subclasses and modes"},
+    {"_check_relu_input", py_check_relu_input, METH_VARARGS, "the kernels' input check (tensor, op name)"},
+    {"_check_relu_backward_inputs", py_check_relu_backward_inputs, METH_VARARGS,
+     "the backward kernel's input check (grad_output, result)"},
+    {"_set_wide_unsigned_supported", py_set_wide_unsigned_supported, METH_O,
+     "whether uint16/uint32/uint64 are accepted (as the installed torch.relu does)"},
     {nullptr, nullptr, 0, nullptr}};
 
 }  // namespace

@@ -1,0 +1,69 @@
+// The CPU entry points: check, allocate (torch's allocator), plan, run the kernels for this CPU's capability.
+#include <ATen/Version.h>
+#include <torch/library.h>
+
+#include <string>
+
+#include "../relu.h"
+#include "kernels_api.h"
+
+namespace relu_ext {
+namespace cpu {
+
+namespace DEFAULT {
+extern const Kernels kernels;
+}
+#if defined(__x86_64__) && defined(__GNUC__)
+namespace AVX2 {
+extern const Kernels kernels;
+}
+namespace AVX512 {
+extern const Kernels kernels;
+}
+#endif
+
+// The instruction set torch itself uses on this CPU (ATEN_CPU_CAPABILITY can lower it).
+static const Kernels& kernels() {
+  static const Kernels& chosen = []() -> const Kernels& {
+#if defined(__x86_64__) && defined(__GNUC__)
+    const std::string capability = at::get_cpu_capability();
+    if (capability == "AVX512") return AVX512::kernels;
+    if (capability == "AVX2") return AVX2::kernels;
+#endif
+    return DEFAULT::kernels;
+  }();
+  return chosen;
+}
+
+static at::Tensor relu(const at::Tensor& self) {
+  check_relu_input(self, "relu");
+  at::Tensor out = empty_like_elementwise({&self});
+  if (out.numel() != 0) kernels().forward(make_plan({&out, &self}), self.scalar_type());
+  return out;
+}
+
+static void relu_(const at::Tensor& self) {
+  check_relu_input(self, "relu_");
+  check_no_internal_overlap(self);
+  self.unsafeGetTensorImpl()->bump_version();  // as torch's in-place ops do; a custom op gets no automatic bump
+  if (self.numel() != 0) kernels().forward(make_plan({&self, &self}), self.scalar_type());
+}
+
+static at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor& result) {
+  check_relu_backward_inputs(grad_output, result);
+  at::Tensor grad_input = empty_like_elementwise({&result, &grad_output});
+  if (grad_input.numel() != 0) {
+    kernels().backward(make_plan({&grad_input, &grad_output, &result}), result.scalar_type());
+  }
+  return grad_input;
+}
+
+}  // namespace cpu
+
+TORCH_LIBRARY_IMPL(relu_ext, CPU, m) {
+  m.impl("relu", &cpu::relu);
+  m.impl("relu_", &cpu::relu_);
+  m.impl("relu_backward", &cpu::relu_backward);
+}
+
+}  // namespace relu_ext

@@ -1,0 +1,136 @@
+"""The functional API (relu, relu_, as torch.nn.functional) and ReLUFunction, the same computation as a Python
+autograd.Function. relu and relu_ are differentiable through the ops' own C++ autograd (csrc/autograd.cpp)."""
+import torch
+
+from . import WITH_CUDA, _C
+
+_relu = torch.ops.relu_ext.relu.default
+_relu_ = torch.ops.relu_ext.relu_.default
+_relu_backward = torch.ops.relu_ext.relu_backward.default
+# Outside torch.compile relu/relu_ call these C entries (csrc/python_module.cpp), which skip the OpOverload's
+# argument parsing; tensor subclasses and torch function modes are handed on to the OpOverloads.
+_C._set_overloads(_relu, _relu_)
+_relu_entry = _C.relu
+_relu__entry = _C.relu_
+_is_compiling = torch.compiler.is_compiling
+
+
+class ReLUFunction(torch.autograd.Function):
+    """relu as an autograd.Function: forward relu_ext::relu (relu_ when inplace) saving the output, as torch's relu
+    does; backward relu_ext::relu_backward, itself differentiable (double backward); forward mode through jvp; works
+    under torch.func (setup_context, a generated vmap rule)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input, inplace=False):
+        if inplace:
+            _relu_(input)
+            return input
+        return _relu(input)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.inplace = inputs[1]
+        if ctx.inplace:
+            ctx.mark_dirty(inputs[0])
+        ctx.save_for_backward(output)
+        ctx.save_for_forward(output)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (result,) = ctx.saved_tensors
+        return _relu_backward(grad_output, result), None
+
+    @staticmethod
+    def jvp(ctx, input_t, inplace_t):
+        (result,) = ctx.saved_tensors
+        output_t = _relu_backward(input_t, result)
+        if not ctx.inplace:
+            return output_t
+        input_t.copy_(output_t)  # in place: the input's tangent, updated
+        # A tangent batched by vmap (check_batched_forward_grad) does not share the counter its copy_ bumps.
+        torch.autograd.graph.increment_version(input_t)
+        return input_t
+
+
+def _clearer_error(input, op, error):
+    """The exception to raise for an input the op refused."""
+    if not isinstance(input, torch.Tensor):
+        return TypeError(f"relu_ext.{op}(): argument 'input' must be a Tensor, not {type(input).__name__}")
+    if input.is_cuda and not WITH_CUDA:
+        return RuntimeError(f"relu_ext.{op}: got a CUDA tensor, but relu_ext was built without CUDA kernels "
+                            f"({_build_note()}). Rebuild it where a matching CUDA toolkit is installed, with "
+                            "`RELU_EXT_CUDA=1 pip install --no-build-isolation --no-deps --force-reinstall .`")
+    if input.is_quantized:
+        return NotImplementedError(f"relu_ext.{op}: quantized tensors are not supported; call .dequantize() first, "
+                                   "or use torch.relu")
+    if input.is_mkldnn:
+        return NotImplementedError(f"relu_ext.{op}: mkldnn tensors are not supported; call .to_dense() first")
+    return error
+
+
+def _build_note():
+    try:
+        from ._build_info import BUILD_NOTE
+    except ImportError:
+        return "no build note"
+    return BUILD_NOTE
+
+
+def _other_layout_relu(input):
+    """relu of a sparse or nested tensor: the kernel on its stored values, which relu maps 0 to 0 allows. Returns
+    None for other tensors."""
+    if input.is_nested:
+        if input.layout == torch.jagged:
+            return torch.nested.nested_tensor_from_jagged(relu(input.values()), input.offsets(), input.lengths(),
+                                                          jagged_dim=input._ragged_idx)
+        return torch.nested.as_nested_tensor([relu(t) for t in input.unbind()], layout=torch.strided)
+    if input.layout == torch.sparse_coo:
+        input = input.coalesce()  # relu(a) + relu(b) is not relu(a + b)
+        return torch.sparse_coo_tensor(input.indices(), relu(input.values()), input.shape, is_coalesced=True)
+    if input.layout in (torch.sparse_csr, torch.sparse_bsr):
+        indices = input.crow_indices(), input.col_indices()
+    elif input.layout in (torch.sparse_csc, torch.sparse_bsc):
+        indices = input.ccol_indices(), input.row_indices()
+    else:
+        return None
+    return torch.sparse_compressed_tensor(*indices, relu(input.values()), input.shape, layout=input.layout)
+
+
+def relu(input, inplace=False):
+    """Like torch.nn.functional.relu: max(input, 0) elementwise, NaN and -0.0 passed through; differentiable."""
+    if inplace:
+        return relu_(input)
+    try:
+        return _relu(input) if _is_compiling() else _relu_entry(input)
+    except (RuntimeError, NotImplementedError, TypeError) as error:  # checks that need Python, off the fast path
+        if isinstance(input, torch.Tensor) and (input.is_nested or input.is_sparse or input.layout in _COMPRESSED):
+            return _other_layout_relu(input)
+        raise _clearer_error(input, "relu", error) from None
+
+
+_COMPRESSED = (torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc)
+
+
+def relu_(input):
+    """Like torch.relu_: relu in place, returning input. Raises before writing, as torch does, on a leaf that
+    requires grad and on a tensor whose elements share memory."""
+    try:
+        if _is_compiling():
+            _relu_(input)
+        else:
+            _relu__entry(input)
+    except (RuntimeError, NotImplementedError, TypeError) as error:
+        if isinstance(input, torch.Tensor) and input.layout == torch.sparse_coo:
+            return _sparse_coo_relu_(input)
+        raise _clearer_error(input, "relu_", error) from None
+    return input
+
+
+def _sparse_coo_relu_(input):
+    """torch.relu_ on a sparse COO tensor: its stored values in place (torch refuses an uncoalesced one)."""
+    if not input.is_coalesced():
+        torch.relu_(input)  # torch's own error
+    relu_(input._values())
+    return input
