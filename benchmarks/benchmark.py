@@ -26,7 +26,8 @@ logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 import relu_ext  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cases import DTYPES, compiled_relu_peer, run_ops, run_training_steps, verify_simple_model  # noqa: E402
+from cases import (DTYPES, compiled_relu_peer, run_compiled_steps, run_ops, run_training_steps,  # noqa: E402
+                   verify_simple_model)
 from report import markdown, plot, print_row, ratio_tables  # noqa: E402
 from timing import Runner  # noqa: E402
 
@@ -73,7 +74,9 @@ def parse_args(argv):
                         help="times the whole run is repeated; each case's figures pool all of them (default 3; "
                              "1 with --quick)")
     parser.add_argument("--batches", default=None, help="SimpleModel batch sizes, e.g. 1,64,4096")
-    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile(torch.relu) peer")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="skip the torch.compile(torch.relu) peer and the compiled training steps")
+    parser.add_argument("--only-steps", action="store_true", help="only the training steps, eager and compiled")
     parser.add_argument("--thp", action="store_true",
                         help="run with THP_MEM_ALLOC_ENABLE=1: torch's CPU allocator puts large tensors on "
                              "transparent huge pages, for relu_ext and torch alike")
@@ -120,9 +123,12 @@ def main(argv=None):
             print(f"\n== {device}, sweep {sweep + 1} of {args.sweeps}: checked against nn.ReLU before each case; "
                   "ratio = torch time / relu_ext time")
             verify_simple_model(device)
-            compiled = compiled_relu_peer(device) if not (args.no_compile or args.quick) else None
-            run_ops(runner, device, dtypes, sizes, compiled)
+            compile_rows = not (args.no_compile or args.quick)
+            if not args.only_steps:
+                run_ops(runner, device, dtypes, sizes, compiled_relu_peer(device) if compile_rows else None)
             run_training_steps(runner, device, batches)
+            if compile_rows:
+                run_compiled_steps(runner, device, [b for b in batches if b > 1])
     rows = runner.combine()
     if args.sweeps > 1:
         print(f"\n== the medians over all {args.sweeps} sweeps (what --json, --markdown and --plot record)")

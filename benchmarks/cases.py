@@ -134,3 +134,48 @@ def run_training_steps(runner, device, batches):
             steps[name] = ("step()", {"step": step})
         # Three times the rounds: a step's round ratios scatter more than any op row's, and steps cost little.
         runner.case(device, "SimpleModel train step", "float32", batch, 0, steps, None, more_rounds=3)
+
+
+class ConvBlock(nn.Module):
+    """Conv2d(16, 32, 3) -> BatchNorm2d -> ReLU, the block of a convolutional net."""
+
+    def __init__(self, relu):
+        super().__init__()
+        self.conv = nn.Conv2d(16, 32, 3, padding=1)
+        self.bn = nn.BatchNorm2d(32)
+        self.relu = relu
+
+    def forward(self, x):
+        return self.relu(self.bn(self.conv(x)))
+
+
+def run_compiled_steps(runner, device, batches):
+    """Training steps of a torch.compile'd model: relu_ext.ReLU (fused, the default; then opaque) against nn.ReLU.
+    As for the eager steps, one model whose relu module is swapped: the compiled code keeps one graph per module."""
+    models = [("SimpleModel", SimpleModel, lambda b: (torch.randn(b, 10), torch.randn(b, 1)), batches),
+              ("Conv-BN-ReLU", ConvBlock, lambda b: (torch.randn(b, 16, 32, 32), torch.randn(b, 32, 32, 32)), [8])]
+    for name, make, data, sizes in models:
+        for batch in sizes:
+            x, y = (t.to(device) for t in data(batch))
+            for opaque in (False, True):
+                torch._dynamo.reset()  # a fresh cache: the two graphs of this pair, no fallback to eager
+                torch.manual_seed(0)
+                model = make(nn.ReLU()).to(device)
+                compiled = torch.compile(model, dynamic=False)
+                opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+                steps = {}
+                for label, relu in (("relu_ext", relu_ext.ReLU()), ("nn.ReLU", nn.ReLU())):
+
+                    def step(relu=relu):
+                        if model.relu is not relu:
+                            model.relu = relu
+                        relu_ext.config.opaque_under_compile = opaque  # the setting this variant is traced with
+                        opt.zero_grad(set_to_none=True)
+                        nn.functional.mse_loss(compiled(x), y).backward()
+                        opt.step()
+
+                    step()  # compiles
+                    steps[label] = ("step()", {"step": step})
+                op = f"compiled {name} step" + (" (opaque)" if opaque else "")
+                runner.case(device, op, "float32", batch, 0, steps, None, more_rounds=3)
+    relu_ext.config.opaque_under_compile = False

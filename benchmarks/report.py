@@ -32,8 +32,10 @@ def ratio_tables(rows):
     for device in sorted({r["device"] for r in rows}):
         sel = [r for r in rows if r["device"] == device and r["bytes"]]
         sizes = sorted({r["numel"] for r in sel})
-        lines += [f"### {device}", "", "| op | dtype | peer | " + " | ".join(size_label(n) for n in sizes) + " |",
-                  "|---|---|---|" + "---|" * len(sizes)]
+        lines += [f"### {device}", ""]
+        if sel:
+            lines += ["| op | dtype | peer | " + " | ".join(size_label(n) for n in sizes) + " |",
+                      "|---|---|---|" + "---|" * len(sizes)]
         for op, dtype in sorted({(r["op"], r["dtype"]) for r in sel}, key=lambda k: (k[1], k[0])):
             cells = {r["numel"]: r for r in sel if (r["op"], r["dtype"]) == (op, dtype)}
             peers = list(next(iter(cells.values()))["ratios"])

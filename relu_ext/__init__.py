@@ -7,7 +7,7 @@ from ._loader import load_library
 _C = load_library()
 WITH_CUDA = bool(_C.with_cuda)
 
-from . import _meta_registrations  # noqa: E402,F401  (fake kernels and vmap rules for the C++ ops)
+from . import _meta_registrations, _export, config  # noqa: E402,F401  (fake kernels, vmap, ONNX; the switch)
 from .functional import ReLUFunction, relu, relu_  # noqa: E402
 from .modules import ReLU, replace_relu  # noqa: E402
 

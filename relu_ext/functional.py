@@ -2,7 +2,7 @@
 autograd.Function. relu and relu_ are differentiable through the ops' own C++ autograd (csrc/autograd.cpp)."""
 import torch
 
-from . import WITH_CUDA, _C
+from . import WITH_CUDA, _C, config
 
 _relu = torch.ops.relu_ext.relu.default
 _relu_ = torch.ops.relu_ext.relu_.default
@@ -12,7 +12,7 @@ _relu_backward = torch.ops.relu_ext.relu_backward.default
 _C._set_overloads(_relu, _relu_)
 _relu_entry = _C.relu
 _relu__entry = _C.relu_
-_is_compiling = torch.compiler.is_compiling
+_is_compiling = torch.compiler.is_compiling  # torch.compile and torch.export: see relu_ext/config.py
 
 
 class ReLUFunction(torch.autograd.Function):
@@ -102,8 +102,10 @@ def relu(input, inplace=False):
     """Like torch.nn.functional.relu: max(input, 0) elementwise, NaN and -0.0 passed through; differentiable."""
     if inplace:
         return relu_(input)
+    if _is_compiling():
+        return _relu(input) if config.opaque_under_compile else torch.relu(input)
     try:
-        return _relu(input) if _is_compiling() else _relu_entry(input)
+        return _relu_entry(input)
     except (RuntimeError, NotImplementedError, TypeError) as error:  # checks that need Python, off the fast path
         if isinstance(input, torch.Tensor) and (input.is_nested or input.is_sparse or input.layout in _COMPRESSED):
             return _other_layout_relu(input)
@@ -116,11 +118,17 @@ _COMPRESSED = (torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.spars
 def relu_(input):
     """Like torch.relu_: relu in place, returning input. Raises before writing, as torch does, on a leaf that
     requires grad and on a tensor whose elements share memory."""
+    if _is_compiling():
+        if not config.opaque_under_compile:
+            return torch.relu_(input)
+        if torch.compiler.is_exporting():  # an exported program holds relu and a copy_, which ONNX can translate
+            return input.copy_(_relu(input))
+        _relu_(input)
+        return input
+    if torch.jit.is_tracing():  # likewise for TorchScript's ONNX exporter
+        return input.copy_(_relu_entry(input))
     try:
-        if _is_compiling():
-            _relu_(input)
-        else:
-            _relu__entry(input)
+        _relu__entry(input)
     except (RuntimeError, NotImplementedError, TypeError) as error:
         if isinstance(input, torch.Tensor) and input.layout == torch.sparse_coo:
             return _sparse_coo_relu_(input)

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import torch
 
-import relu_ext  # noqa: F401  (registers the ops)
+import relu_ext  # registers the ops
 
 FLOAT_DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 INT_DTYPES = [torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64]
@@ -25,6 +25,14 @@ def _torch_relu_accepts(dtype):
 WIDE_UNSIGNED_DTYPES = [torch.uint16, torch.uint32, torch.uint64]
 INT_DTYPES += [d for d in WIDE_UNSIGNED_DTYPES if _torch_relu_accepts(d)]
 DTYPES = FLOAT_DTYPES + INT_DTYPES
+
+def pytest_report_header(config):
+    try:
+        from relu_ext._build_info import BUILD_NOTE
+    except ImportError:
+        BUILD_NOTE = "unknown (no relu_ext/_build_info.py)"
+    return f"relu_ext {relu_ext.__version__}, {BUILD_NOTE}"
+
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
 DEVICES = ["cpu", pytest.param("cuda", marks=requires_cuda)]
@@ -70,3 +78,32 @@ def usable_cuda_toolkit():
     out = subprocess.run([nvcc, "--version"], capture_output=True, text=True).stdout
     match = re.search(r"release (\d+)\.", out)
     return nvcc if match and match[1] == torch.version.cuda.split(".")[0] else None
+
+
+# Models and settings for the compile, export and ONNX tests.
+
+def simple_model(relu):
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(10, 20), relu, torch.nn.Linear(20, 1)).eval()
+
+
+class Functional(torch.nn.Module):
+    def __init__(self, inplace):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x):
+        return relu_ext.relu(x, inplace=self.inplace)
+
+
+RELUS = {"module": lambda: relu_ext.ReLU(), "module_inplace": lambda: relu_ext.ReLU(inplace=True),
+         "functional": lambda: Functional(False), "functional_inplace": lambda: Functional(True)}
+
+
+@pytest.fixture(params=[False, True], ids=["fused", "opaque"])
+def opaque(request, monkeypatch):
+    """Each test that takes it runs with relu_ext.config.opaque_under_compile False, then True."""
+    monkeypatch.setattr(relu_ext.config, "opaque_under_compile", request.param)
+    torch._dynamo.reset()
+    yield request.param
+    torch._dynamo.reset()
