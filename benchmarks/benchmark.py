@@ -12,7 +12,6 @@ plain copy of the same bytes; and a SimpleModel training step.
 """
 import argparse
 import json
-import logging
 import os
 import platform
 import sys
@@ -20,10 +19,7 @@ import time
 
 import torch
 
-# torch.utils.benchmark imports cpp_extension, which warns about a CUDA_HOME without a GPU: not this run's concern.
-logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-
-import relu_ext  # noqa: E402
+import relu_ext
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cases import (DTYPES, compiled_relu_peer, run_compiled_steps, run_ops, run_training_steps,  # noqa: E402

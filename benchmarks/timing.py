@@ -1,8 +1,15 @@
 """How relu_ext's benchmark times: impls of a case take turns, and ratios pair each round of one with the same round
 of the other, so that a slow spell of a shared machine (it can last seconds) slows both sides of a pair."""
+import contextlib
+import io
+import logging
 import statistics
 
-import torch.utils.benchmark as benchmark
+# torch.utils.benchmark imports cpp_extension, which warns about a CUDA_HOME without a GPU (a log record in recent
+# torch, a print to stderr in older releases): not this run's concern.
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+with contextlib.redirect_stderr(io.StringIO()):
+    import torch.utils.benchmark as benchmark
 
 MIN_CALLS = 5  # timed calls per measurement, at least
 

@@ -1,6 +1,6 @@
 // Autograd for the ops, written as torch's generated autograd code is: the Autograd kernel redispatches below autograd
-// and links the output to a Node, so a call costs about what torch.relu's does (a Python autograd.Function costs tens
-// of microseconds here). Registered for the Autograd key, so torch.ops.relu_ext.* are differentiable on every device
+// and links the output to a Node, so a call costs about what torch.relu's does (a Python autograd.Function costs far
+// more: docs/PERFORMANCE.md). Registered for the Autograd key, so torch.ops.relu_ext.* are differentiable on every device
 // and under torch.func; relu_backward has a Node too, so double backward works.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/zeros_like.h>
@@ -46,9 +46,9 @@ const c10::TypedOperatorHandle<at::Tensor(const at::Tensor&, const at::Tensor&)>
 // Forward-mode AD at level 0, as torch's generated code does it (torch.func maps its levels onto it).
 constexpr uint64_t kForwardLevel = 0;
 
-// The Nodes of relu (kInputs = 1) and relu_backward (kInputs = 2), as derivatives.yaml gives them for relu and
-// threshold_backward: relu's gradient is relu_backward(grad, result), with result (relu's output) saved; relu_backward's
-// is relu_backward(grad, result) for grad_output and zeros for result.
+// The Nodes of relu (kInputs = 1) and relu_backward (kInputs = 2), as derivatives.yaml gives them for relu and the
+// threshold backward: relu's gradient is relu_backward(grad, result), with result (relu's output) saved;
+// relu_backward's is relu_backward(grad, result) for grad_output and zeros for result.
 template <int kInputs>
 struct ReluExtNode : public torch::autograd::Node {
   torch::autograd::SavedVariable result_;

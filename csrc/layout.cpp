@@ -11,7 +11,7 @@
 
 namespace relu_ext {
 
-// TensorIterator's rule for an elementwise output, as torch.relu and threshold_backward (inputs: result, then
+// The tensor iterator's rule for an elementwise output, as torch.relu and its backward (inputs: result, then
 // grad_output) apply it: the inputs' strides when they share a dense layout, else dense in the inputs' order of dims.
 // tests/test_parity.py compares it with torch's outputs and with the fake kernels, which take torch's meta result.
 static c10::DimVector elementwise_strides(std::initializer_list<const at::Tensor*> inputs) {
@@ -26,7 +26,7 @@ static c10::DimVector elementwise_strides(std::initializer_list<const at::Tensor
   if (all([&](const at::Tensor* t) { return t->is_non_overlapping_and_dense() && t->strides() == first.strides(); })) {
     return c10::DimVector(first.strides());
   }
-  // TensorIterator's insertion sort of the dims: the first input whose strides differ decides, broadcast (stride 0)
+  // The tensor iterator's insertion sort of the dims: the first input whose strides differ decides, broadcast (stride 0)
   // dims are skipped, and of two equal strides the smaller dim goes inside.
   const int64_t ndim = first.dim();
   std::vector<int64_t> perm(ndim);  // perm[0] is the innermost dim

@@ -1,7 +1,7 @@
 // relu_ext._C, the Python module: importing it loads this library and with it the op registrations. It carries what
-// the build knew (relu_ext/_library.py checks it) and the entries relu_ext.relu and relu_ call outside torch.compile:
+// the build knew (relu_ext/_loader.py checks it) and the entries relu_ext.relu and relu_ call outside torch.compile:
 // one C call into the dispatcher, as torch.relu's own binding is, where calling the OpOverload parses its arguments
-// from the schema (relu_ext.ReLU()(x) on [1, 20] is 1.5x faster this way: docs/PERFORMANCE.md).
+// from the schema in Python (docs/PERFORMANCE.md has the gain on small tensors).
 #include <ATen/PythonTorchFunctionTLS.h>
 #include <torch/csrc/Exceptions.h>
 #include <torch/csrc/autograd/python_variable.h>

@@ -37,7 +37,7 @@ void dispatch_dtype(at::ScalarType dtype, F&& f) {
 }
 
 // The rules per element, on the storage type S, for the CPU and CUDA kernels alike. `x < 0` is false for NaN and
-// -0.0, so both pass through, as in torch.relu. The backward is threshold_backward(grad, result, 0): 0 where
+// -0.0, so both pass through, as in torch.relu. The backward is torch's threshold backward at 0: 0 where
 // result <= 0, so a NaN result passes the gradient.
 template <typename T>
 struct ReluScalar {
@@ -69,13 +69,13 @@ struct ReluScalar<c10::BFloat16> : Bits16ReluScalar<static_cast<int16_t>(0xFF80)
 void check_relu_input(const at::Tensor& self, const char* op);
 void check_relu_backward_inputs(const at::Tensor& grad_output, const at::Tensor& result);
 void check_no_internal_overlap(const at::Tensor& self);
-// torch.relu accepts uint16/32/64 from torch 2.15 on; relu_ext/_library.py asks the installed torch at import.
+// torch.relu accepts uint16/32/64 from torch 2.15 on; relu_ext/_loader.py asks the installed torch at import.
 void set_wide_unsigned_supported(bool supported);
 
-// The output of an elementwise op with the strides torch's TensorIterator gives it (layout.cpp).
+// The output of an elementwise op with the strides torch's tensor iterator gives it (layout.cpp).
 at::Tensor empty_like_elementwise(std::initializer_list<const at::Tensor*> inputs);
 
-// One elementwise call's iteration space: dims innermost first, size-1 dims dropped, neighbouring dims merged where
+// One elementwise call's iteration space: dims innermost first, size-1 dims left out, neighbouring dims merged where
 // every operand allows. A contiguous, transposed or channels_last tensor becomes one dim of unit stride. Operand 0
 // is written; it may be operand 1 (in place).
 struct ElementwisePlan {

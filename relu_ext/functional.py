@@ -13,6 +13,7 @@ _C._set_overloads(_relu, _relu_)
 _relu_entry = _C.relu
 _relu__entry = _C.relu_
 _is_compiling = torch.compiler.is_compiling  # torch.compile and torch.export: see relu_ext/config.py
+_is_exporting = getattr(torch.compiler, "is_exporting", _is_compiling)  # torch < 2.7 cannot tell them apart
 
 
 class ReLUFunction(torch.autograd.Function):
@@ -121,7 +122,7 @@ def relu_(input):
     if _is_compiling():
         if not config.opaque_under_compile:
             return torch.relu_(input)
-        if torch.compiler.is_exporting():  # an exported program holds relu and a copy_, which ONNX can translate
+        if _is_exporting():  # an exported program holds relu and a copy_, which ONNX can translate
             return input.copy_(_relu(input))
         _relu_(input)
         return input
