@@ -8,17 +8,22 @@
 
 namespace relu_ext {
 
-static std::atomic<bool> wide_unsigned_supported{false};
+static std::atomic<bool> wide_unsigned_forward{false};
+static std::atomic<bool> wide_unsigned_backward{false};
 
-void set_wide_unsigned_supported(bool supported) { wide_unsigned_supported = supported; }
+void set_wide_unsigned_supported(bool forward, bool backward) {
+  wide_unsigned_forward = forward;
+  wide_unsigned_backward = backward;
+}
 
 // The name a Python user knows: "torch.complex64", not "ComplexFloat".
 static std::string dtype_name(at::ScalarType dtype) {
   return "torch." + std::string(c10::getDtypeNames(dtype).first);
 }
 
-// What torch.relu accepts, with torch's exception type (NotImplementedError) for the rest.
-static void check_dtype(at::ScalarType dtype, const char* op) {
+// What torch.relu (forward) or its threshold backward accepts, with torch's exception type (NotImplementedError) for
+// the rest.
+static void check_dtype(at::ScalarType dtype, const char* op, bool backward) {
   TORCH_CHECK_NOT_IMPLEMENTED(dtype != at::kBool, "relu_ext.", op, ": Boolean inputs not supported for relu (as in ",
                               "torch.relu); convert first, e.g. x.to(torch.uint8)");
   TORCH_CHECK_NOT_IMPLEMENTED(!at::isComplexType(dtype), "relu_ext.", op, ": relu is not defined for complex ",
@@ -31,26 +36,28 @@ static void check_dtype(at::ScalarType dtype, const char* op) {
       supported = true;
       break;
     case at::kUInt16: case at::kUInt32: case at::kUInt64:
-      supported = wide_unsigned_supported.load(std::memory_order_relaxed);
+      supported = (backward ? wide_unsigned_backward : wide_unsigned_forward).load(std::memory_order_relaxed);
       break;
     default:
       break;
   }
   TORCH_CHECK_NOT_IMPLEMENTED(supported, "relu_ext.", op, ": dtype ", dtype_name(dtype), " is not supported (the ",
-                              "installed torch.relu refuses it too); convert first, e.g. x.to(torch.float32)");
+                              "installed torch refuses it too); convert first, e.g. x.to(torch.float32)");
 }
 
-void check_relu_input(const at::Tensor& self, const char* op) {
+static void check_input(const at::Tensor& self, const char* op, bool backward) {
   TORCH_CHECK(self.defined(), "relu_ext.", op, ": got an undefined tensor; pass a tensor");
-  check_dtype(self.scalar_type(), op);
+  check_dtype(self.scalar_type(), op, backward);
   TORCH_CHECK_NOT_IMPLEMENTED(self.layout() == at::kStrided, "relu_ext.", op, ": the kernels take strided (dense) ",
                               "tensors, got ", self.layout(), "; relu_ext.relu handles sparse and nested tensors, ",
                               "or call .to_dense() first");
 }
 
+void check_relu_input(const at::Tensor& self, const char* op) { check_input(self, op, /*backward=*/false); }
+
 void check_relu_backward_inputs(const at::Tensor& grad_output, const at::Tensor& result) {
-  check_relu_input(grad_output, "relu_backward (grad_output)");
-  check_relu_input(result, "relu_backward (result)");
+  check_input(grad_output, "relu_backward (grad_output)", /*backward=*/true);
+  check_input(result, "relu_backward (result)", /*backward=*/true);
   TORCH_CHECK(grad_output.sym_sizes() == result.sym_sizes(), "relu_ext.relu_backward: grad_output has shape ",
               grad_output.sym_sizes(), " but result has shape ", result.sym_sizes(), "; they must match ",
               "(grad_output is the gradient of relu's output, result is that output)");

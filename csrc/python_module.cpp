@@ -81,8 +81,10 @@ PyObject* py_check_relu_backward_inputs(PyObject* /*module*/, PyObject* args) {
   END_HANDLE_TH_ERRORS
 }
 
-PyObject* py_set_wide_unsigned_supported(PyObject* /*module*/, PyObject* arg) {
-  set_wide_unsigned_supported(PyObject_IsTrue(arg) == 1);
+PyObject* py_set_wide_unsigned_supported(PyObject* /*module*/, PyObject* args) {
+  int forward, backward;
+  if (!PyArg_ParseTuple(args, "pp", &forward, &backward)) return nullptr;
+  set_wide_unsigned_supported(forward, backward);
   Py_RETURN_NONE;
 }
 
@@ -93,8 +95,8 @@ PyMethodDef methods[] = {
     {"_check_relu_input", py_check_relu_input, METH_VARARGS, "the kernels' input check (tensor, op name)"},
     {"_check_relu_backward_inputs", py_check_relu_backward_inputs, METH_VARARGS,
      "the backward kernel's input check (grad_output, result)"},
-    {"_set_wide_unsigned_supported", py_set_wide_unsigned_supported, METH_O,
-     "whether uint16/uint32/uint64 are accepted (as the installed torch.relu does)"},
+    {"_set_wide_unsigned_supported", py_set_wide_unsigned_supported, METH_VARARGS,
+     "whether uint16/uint32/uint64 are accepted by relu, relu_ and relu_backward (as the installed torch's ops)"},
     {nullptr, nullptr, 0, nullptr}};
 
 }  // namespace

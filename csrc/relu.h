@@ -69,8 +69,9 @@ struct ReluScalar<c10::BFloat16> : Bits16ReluScalar<static_cast<int16_t>(0xFF80)
 void check_relu_input(const at::Tensor& self, const char* op);
 void check_relu_backward_inputs(const at::Tensor& grad_output, const at::Tensor& result);
 void check_no_internal_overlap(const at::Tensor& self);
-// torch.relu accepts uint16/32/64 from torch 2.15 on; relu_ext/_loader.py asks the installed torch at import.
-void set_wide_unsigned_supported(bool supported);
+// torch.relu accepts uint16/32/64 from torch 2.15 on (its threshold backward does not, there): relu_ext/_loader.py
+// asks the installed torch at import.
+void set_wide_unsigned_supported(bool forward, bool backward);
 
 // The output of an elementwise op with the strides torch's tensor iterator gives it (layout.cpp).
 at::Tensor empty_like_elementwise(std::initializer_list<const at::Tensor*> inputs);

@@ -37,14 +37,20 @@ def load_library():
         if digest != _C.source_hash:
             raise ImportError(f"relu_ext's compiled kernels are stale: the sources in {os.path.normpath(csrc)} "
                               "changed since they were built. Rebuild with `pip install --no-build-isolation -e .`")
-    # torch.relu accepts uint16/32/64 from torch 2.15 on: relu_ext follows the installed torch.
-    _C._set_wide_unsigned_supported(all(_torch_relu_accepts(d) for d in (torch.uint16, torch.uint32, torch.uint64)))
+    # torch.relu accepts uint16/32/64 from torch 2.15 on: relu_ext follows the installed torch, op by op.
+    wide = (torch.uint16, torch.uint32, torch.uint64)
+    _C._set_wide_unsigned_supported(all(torch_accepts(torch.relu, d) for d in wide),
+                                    all(torch_accepts(_threshold_backward, d) for d in wide))
     return _C
 
 
-def _torch_relu_accepts(dtype):
+def _threshold_backward(x):
+    return torch.ops.aten.threshold_backward(x, x, 0)
+
+
+def torch_accepts(fn, dtype):
     try:
-        torch.relu(torch.zeros(1, dtype=dtype))
+        fn(torch.zeros(1, dtype=dtype))
     except (RuntimeError, NotImplementedError):
         return False
     return True

@@ -8,23 +8,43 @@ import pytest
 import torch
 
 import relu_ext  # registers the ops
+from relu_ext._loader import torch_accepts
 
 FLOAT_DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 INT_DTYPES = [torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64]
 
 
-def _torch_relu_accepts(dtype):
-    try:
-        torch.relu(torch.zeros(1, dtype=dtype))
-    except (RuntimeError, NotImplementedError):
-        return False
-    return True
-
-
-# The dtypes the installed torch.relu accepts: uint16/32/64 from torch 2.15 on.
+# The dtypes the installed torch accepts (uint16/32/64 in torch.relu from 2.15 on, not in its threshold backward).
 WIDE_UNSIGNED_DTYPES = [torch.uint16, torch.uint32, torch.uint64]
-INT_DTYPES += [d for d in WIDE_UNSIGNED_DTYPES if _torch_relu_accepts(d)]
+INT_DTYPES += [d for d in WIDE_UNSIGNED_DTYPES if torch_accepts(torch.relu, d)]
 DTYPES = FLOAT_DTYPES + INT_DTYPES
+BACKWARD_DTYPES = [d for d in DTYPES if torch_accepts(lambda t: torch.ops.aten.threshold_backward(t, t, 0), d)]
+REFUSED_DTYPES = [d for d in [torch.bool, torch.complex64, torch.complex128, torch.float8_e4m3fn, torch.float8_e5m2]
+                  + WIDE_UNSIGNED_DTYPES if d not in DTYPES]
+
+def clone_storage(x):
+    """x's exact layout (offset, strides, gaps) over a copy of its storage."""
+    return torch.empty(0, dtype=x.dtype, device=x.device).set_(
+        x.untyped_storage().clone(), x.storage_offset(), x.shape, x.stride())
+
+
+def check_all_ops(x):
+    """Forward, in-place and backward on x (any layout) against torch."""
+    assert_same(torch.ops.relu_ext.relu(x), torch.relu(x))
+    if torch._debug_has_internal_overlap(x) != 1:
+        view_mine, view_theirs = clone_storage(x), clone_storage(x)
+        torch.ops.relu_ext.relu_(view_mine)
+        torch.relu_(view_theirs)
+        assert_same(view_mine, view_theirs)
+    result = torch.relu(x)
+    grad = make_tensor(x.shape, x.dtype, x.device, seed=1)
+    if x.dtype in BACKWARD_DTYPES:
+        expected = torch.ops.aten.threshold_backward(grad, result, 0)
+        assert_same(torch.ops.relu_ext.relu_backward(grad, result), expected)
+    else:  # refused as torch refuses it
+        with pytest.raises(NotImplementedError, match="relu_backward"):
+            torch.ops.relu_ext.relu_backward(grad, result)
+
 
 def pytest_report_header(config):
     try:
@@ -38,11 +58,16 @@ requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUD
 DEVICES = ["cpu", pytest.param("cuda", marks=requires_cuda)]
 
 
+_SIGNED_VIEW = {torch.uint16: torch.int16, torch.uint32: torch.int32, torch.uint64: torch.int64}
+
+
 def assert_same(actual, expected):
     """Same dtype, shape, strides and values; NaN matches NaN, and -0.0 must stay -0.0."""
     assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
     assert actual.shape == expected.shape, (actual.shape, expected.shape)
     assert actual.stride() == expected.stride(), (actual.stride(), expected.stride())
+    if actual.dtype in _SIGNED_VIEW:  # torch has few ops for these: compare their bits
+        actual, expected = actual.view(_SIGNED_VIEW[actual.dtype]), expected.view(_SIGNED_VIEW[actual.dtype])
     torch.testing.assert_close(actual, expected, rtol=0, atol=0, equal_nan=True)
     if actual.dtype.is_floating_point:
         both_numbers = ~(actual.isnan() | expected.isnan())

@@ -4,10 +4,8 @@ import pytest
 import torch
 
 import relu_ext
-from conftest import assert_same
+from conftest import REFUSED_DTYPES, assert_same
 
-UNSUPPORTED = [torch.bool, torch.complex64, torch.complex128, torch.uint16, torch.uint32, torch.uint64,
-               torch.float8_e4m3fn, torch.float8_e5m2]
 CALLS = {
     "relu": relu_ext.relu,
     "relu_": relu_ext.relu_,
@@ -24,7 +22,7 @@ def torch_error(fn, *args):
     return info.type
 
 
-@pytest.mark.parametrize("dtype", UNSUPPORTED, ids=str)
+@pytest.mark.parametrize("dtype", REFUSED_DTYPES, ids=str)
 @pytest.mark.parametrize("call", CALLS)
 def test_unsupported_dtypes_raise_like_torch_and_write_nothing(dtype, call):
     x = torch.tensor([-1.0, 2.0, -3.0]).to(dtype)

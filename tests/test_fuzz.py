@@ -7,8 +7,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import DTYPES, SPECIAL_VALUES
-from test_parity import check_all_ops
+from conftest import DTYPES, SPECIAL_VALUES, check_all_ops
 
 MAX_ELEMENTS = 60_000
 
