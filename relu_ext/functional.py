@@ -89,14 +89,16 @@ def _other_layout_relu(input):
         return torch.nested.as_nested_tensor([relu(t) for t in input.unbind()], layout=torch.strided)
     if input.layout == torch.sparse_coo:
         input = input.coalesce()  # relu(a) + relu(b) is not relu(a + b)
-        return torch.sparse_coo_tensor(input.indices(), relu(input.values()), input.shape, is_coalesced=True)
+        return torch.sparse_coo_tensor(input.indices(), relu(input.values()), input.shape, is_coalesced=True,
+                                       check_invariants=False)  # the indices are input's own
     if input.layout in (torch.sparse_csr, torch.sparse_bsr):
         indices = input.crow_indices(), input.col_indices()
     elif input.layout in (torch.sparse_csc, torch.sparse_bsc):
         indices = input.ccol_indices(), input.row_indices()
     else:
         return None
-    return torch.sparse_compressed_tensor(*indices, relu(input.values()), input.shape, layout=input.layout)
+    return torch.sparse_compressed_tensor(*indices, relu(input.values()), input.shape, layout=input.layout,
+                                          check_invariants=False)
 
 
 def relu(input, inplace=False):
