@@ -1,4 +1,5 @@
 """Two processes (gloo, CPU, 127.0.0.1) train SimpleModel with relu_ext.ReLU under DistributedDataParallel."""
+import gc
 import os
 import socket
 
@@ -42,8 +43,13 @@ def worker(rank, port, out_path):
         for name, relu in (("relu_ext", relu_ext.ReLU()), ("nn", nn.ReLU())):
             ddp = nn.parallel.DistributedDataParallel(make_model(relu))
             results[name] = train(ddp, x[shard], y[shard])
+            del ddp
         if rank == 0:
             torch.save(results, out_path)
+        # Both ranks done and the DDP reducers gone before the group is torn down: a rank that tore down gloo while
+        # the other still used it ended with "terminate called without an active exception" (SIGABRT), now and then.
+        gc.collect()
+        torch.distributed.barrier()
     finally:
         torch.distributed.destroy_process_group()
 
