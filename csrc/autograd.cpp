@@ -1,7 +1,7 @@
 // Autograd for the ops, written as torch's generated autograd code is: the Autograd kernel redispatches below autograd
 // and links the output to a Node, so a call costs about what torch.relu's does (a Python autograd.Function costs far
-// more: docs/PERFORMANCE.md). Registered for the Autograd key, so torch.ops.relu_ext.* are differentiable on every device
-// and under torch.func; relu_backward has a Node too, so double backward works.
+// more: docs/PERFORMANCE.md). Registered for the Autograd key, so torch.ops.relu_ext.* are differentiable on every
+// device and under torch.func; relu_backward has a Node too, so double backward works.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/zeros_like.h>
 #include <torch/csrc/autograd/VariableTypeUtils.h>
@@ -62,17 +62,16 @@ struct ReluExtNode : public torch::autograd::Node {
 
   variable_list apply(variable_list&& grads) override {
     std::lock_guard<std::mutex> lock(mutex_);
-    std::vector<bool> needed(kInputs);
-    for (int i = 0; i < kInputs; ++i) needed[i] = should_compute_output(i);
-    return gradients(grads, result_.unpack(getptr()), needed);
+    const bool needed1 = kInputs == 2 && should_compute_output(1);
+    return gradients(grads, result_.unpack(getptr()), should_compute_output(0), needed1);
   }
 
-  static variable_list gradients(const variable_list& grads, const at::Tensor& result,
-                                 const std::vector<bool>& needed) {
+  // needed0 / needed1: whether grad_output's and result's gradients are wanted.
+  static variable_list gradients(const variable_list& grads, const at::Tensor& result, bool needed0, bool needed1) {
     variable_list grad_inputs(kInputs);
     if (!grads[0].defined()) return grad_inputs;
-    if (needed[0]) grad_inputs[0] = relu_backward_op().call(grads[0], result);
-    if (kInputs == 2 && needed[1]) grad_inputs[1] = at::zeros_like(grads[0]);
+    if (needed0) grad_inputs[0] = relu_backward_op().call(grads[0], result);
+    if (kInputs == 2 && needed1) grad_inputs[1] = at::zeros_like(grads[0]);
     return grad_inputs;
   }
 
@@ -113,7 +112,7 @@ struct ReluExtNode : public torch::autograd::Node {
     torch::dynamo::autograd::PackedArgs packed(args);
     const auto needed = packed.unpack<std::vector<bool>>();
     const auto result = packed.unpack<at::Tensor>();
-    return gradients(grads, result, needed);
+    return gradients(grads, result, needed[0], kInputs == 2 && needed[1]);
   }
 #else
   void compiled_args(torch::dynamo::autograd::CompiledNodeArgs& args) override {

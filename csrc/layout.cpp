@@ -26,8 +26,8 @@ static c10::DimVector elementwise_strides(std::initializer_list<const at::Tensor
   if (all([&](const at::Tensor* t) { return t->is_non_overlapping_and_dense() && t->strides() == first.strides(); })) {
     return c10::DimVector(first.strides());
   }
-  // The tensor iterator's insertion sort of the dims: the first input whose strides differ decides, broadcast (stride 0)
-  // dims are skipped, and of two equal strides the smaller dim goes inside.
+  // The tensor iterator's insertion sort of the dims: the first input whose strides differ decides, broadcast
+  // (stride 0) dims are skipped, and of two equal strides the smaller dim goes inside.
   const int64_t ndim = first.dim();
   std::vector<int64_t> perm(ndim);  // perm[0] is the innermost dim
   for (int64_t i = 0; i < ndim; ++i) perm[i] = ndim - 1 - i;
