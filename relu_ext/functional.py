@@ -14,6 +14,8 @@ _relu_entry = _C.relu
 _relu__entry = _C.relu_
 _is_compiling = torch.compiler.is_compiling  # torch.compile and torch.export: see relu_ext/config.py
 _is_exporting = getattr(torch.compiler, "is_exporting", _is_compiling)  # torch < 2.7 cannot tell them apart
+# What relu/relu_ trace to under torch.compile by default; bound here, so that Dynamo guards one object each.
+_torch_relu, _torch_relu_ = torch.relu, torch.relu_
 
 
 class ReLUFunction(torch.autograd.Function):
@@ -106,7 +108,7 @@ def relu(input, inplace=False):
     if inplace:
         return relu_(input)
     if _is_compiling():
-        return _relu(input) if config.opaque_under_compile else torch.relu(input)
+        return _relu(input) if config.opaque_under_compile else _torch_relu(input)
     try:
         return _relu_entry(input)
     except (RuntimeError, NotImplementedError, TypeError) as error:  # checks that need Python, off the fast path
@@ -123,7 +125,7 @@ def relu_(input):
     requires grad and on a tensor whose elements share memory."""
     if _is_compiling():
         if not config.opaque_under_compile:
-            return torch.relu_(input)
+            return _torch_relu_(input)
         if _is_exporting():  # an exported program holds relu and a copy_, which ONNX can translate
             return input.copy_(_relu(input))
         _relu_(input)

@@ -3,6 +3,9 @@ import torch
 
 from .functional import relu
 
+# Module-level names, so that torch.compile guards one object each here rather than a chain through `torch`.
+_is_scripting = torch.jit.is_scripting
+
 
 class ReLU(torch.nn.Module):
     """Drop-in for torch.nn.ReLU: same constructor, attributes, repr and results, relu_ext's kernels."""
@@ -15,7 +18,7 @@ class ReLU(torch.nn.Module):
         self.inplace = inplace
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if torch.jit.is_scripting():  # torch.jit.script compiles this branch only (relu() is Python only)
+        if _is_scripting():  # torch.jit.script compiles this branch only (relu() is Python only)
             if self.inplace:
                 torch.ops.relu_ext.relu_(input)
                 return input
