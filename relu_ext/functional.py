@@ -112,12 +112,10 @@ def relu(input, inplace=False):
     try:
         return _relu_entry(input)
     except (RuntimeError, NotImplementedError, TypeError) as error:  # checks that need Python, off the fast path
-        if isinstance(input, torch.Tensor) and (input.is_nested or input.is_sparse or input.layout in _COMPRESSED):
-            return _other_layout_relu(input)
+        out = _other_layout_relu(input) if isinstance(input, torch.Tensor) else None
+        if out is not None:
+            return out
         raise _clearer_error(input, "relu", error) from None
-
-
-_COMPRESSED = (torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc)
 
 
 def relu_(input):

@@ -1,6 +1,5 @@
 """torch.export with relu_ext in the model: save, load in a fresh process, dynamic shapes, run_decompositions, with
 either setting of relu_ext.config.opaque_under_compile."""
-import os
 import subprocess
 import sys
 
