@@ -28,6 +28,7 @@ for version in "$@"; do
   summary=$(grep -E "^torch .* \| " "$log" | head -n 1)
   counts=$(grep -E "passed|failed|error" "$log" | tail -n 1)
   results+=("torch $version: $([ $rc -eq 0 ] && echo PASS || echo "FAIL (log: $log)") | ${summary#*| } | $counts")
+  rm -rf "$dir/venv" "$dir/src"  # several GB each; the log stays
   [ $rc -eq 0 ] || status=1
 done
 printf '%s\n' "${results[@]}"
