@@ -8,8 +8,9 @@ _C = load_library()
 WITH_CUDA = bool(_C.with_cuda)
 
 from . import _meta_registrations, _export, config  # noqa: E402,F401  (fake kernels, vmap, ONNX; the switch)
+from ._export import onnx_translation_table  # noqa: E402
 from .functional import ReLUFunction, relu, relu_  # noqa: E402
 from .modules import ReLU, replace_relu  # noqa: E402
 
 __version__ = "0.2.0"
-__all__ = ["ReLUFunction", "relu", "relu_", "ReLU", "replace_relu", "WITH_CUDA"]
+__all__ = ["ReLUFunction", "relu", "relu_", "ReLU", "replace_relu", "WITH_CUDA", "onnx_translation_table"]
