@@ -3,12 +3,14 @@
 Each case times relu_ext and its peers with torch.utils.benchmark, taking turns (timing.py); the ratio is torch's
 time / relu_ext's, paired by round (above 1: relu_ext is faster). Rows: forward (against torch.relu, nn.ReLU and
 torch.compile(torch.relu)), in place (torch.relu_), backward (aten.threshold_backward), each with the fraction of a
-plain copy of the same bytes; and a SimpleModel training step.
+plain copy of the same bytes; save_mask=True's forward (against the plain forward) and its backward from the mask
+(against aten.threshold_backward); and SimpleModel training steps, eager and compiled.
 
     python benchmarks/benchmark.py --quick                  # about a minute on a 2-core machine
     python benchmarks/benchmark.py --json out.json --plot out.png --markdown out.md
     python benchmarks/benchmark.py --thp                    # both sides on torch's huge-page CPU allocations
     python benchmarks/benchmark.py --device cuda --sizes 20-28 --dtypes float32,bfloat16,float16
+    python benchmarks/benchmark.py --only mask --sizes 12-24 --rounds 8   # one group of rows
 """
 import argparse
 import json
@@ -22,8 +24,8 @@ import torch
 import relu_ext
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cases import (DTYPES, compiled_relu_peer, run_compiled_steps, run_ops, run_training_steps,  # noqa: E402
-                   verify_simple_model)
+from cases import (DTYPES, compiled_relu_peer, run_compiled_steps, run_mask_ops, run_ops,  # noqa: E402
+                   run_training_steps, verify_simple_model)
 from report import markdown, plot, print_row, ratio_tables  # noqa: E402
 from timing import Runner  # noqa: E402
 
@@ -72,7 +74,8 @@ def parse_args(argv):
     parser.add_argument("--batches", default=None, help="SimpleModel batch sizes, e.g. 1,64,4096")
     parser.add_argument("--no-compile", action="store_true",
                         help="skip the torch.compile(torch.relu) peer and the compiled training steps")
-    parser.add_argument("--only-steps", action="store_true", help="only the training steps, eager and compiled")
+    parser.add_argument("--only", choices=["ops", "mask", "steps"],
+                        help="one group of rows: the plain ops, the save_mask ops, or the training steps")
     parser.add_argument("--thp", action="store_true",
                         help="run with THP_MEM_ALLOC_ENABLE=1: torch's CPU allocator puts large tensors on "
                              "transparent huge pages, for relu_ext and torch alike")
@@ -120,11 +123,14 @@ def main(argv=None):
                   "ratio = torch time / relu_ext time")
             verify_simple_model(device)
             compile_rows = not (args.no_compile or args.quick)
-            if not args.only_steps:
+            if args.only in (None, "ops"):
                 run_ops(runner, device, dtypes, sizes, compiled_relu_peer(device) if compile_rows else None)
-            run_training_steps(runner, device, batches)
-            if compile_rows:
-                run_compiled_steps(runner, device, [b for b in batches if b > 1])
+            if args.only in (None, "mask"):
+                run_mask_ops(runner, device, dtypes, sizes)
+            if args.only in (None, "steps"):
+                run_training_steps(runner, device, batches)
+                if compile_rows:
+                    run_compiled_steps(runner, device, [b for b in batches if b > 1])
     rows = runner.combine()
     if args.sweeps > 1:
         print(f"\n== the medians over all {args.sweeps} sweeps (what --json, --markdown and --plot record)")

@@ -58,6 +58,14 @@ def verify(x):
     check_equal(f"autograd backward ({x.dtype})", g_mine, g_torch)
 
 
+def verify_mask(x):
+    """relu_ext with save_mask=True against nn.ReLU on x (which requires grad): output and gradient."""
+    grad = torch.randn(x.shape, generator=torch.Generator().manual_seed(1)).to(x)
+    out, (g_mine,) = relu_ext.relu(x, save_mask=True), torch.autograd.grad(relu_ext.relu(x, save_mask=True), x, grad)
+    check_equal(f"forward with save_mask ({x.dtype})", out, nn.ReLU()(x))
+    check_equal(f"backward from the mask ({x.dtype})", g_mine, torch.autograd.grad(nn.ReLU()(x), x, grad)[0])
+
+
 def verify_simple_model(device):
     torch.manual_seed(0)
     reference = SimpleModel(nn.ReLU()).to(device)
@@ -110,6 +118,30 @@ def run_ops(runner, device, dtypes, sizes, compiled_relu):
                          "threshold_backward": ("f(g, r, 0)", dict(genv, f=torch.ops.aten.threshold_backward))},
                         copy_time * 1.5)
             del x, out, y, genv, impls
+
+
+def run_mask_ops(runner, device, dtypes, sizes):
+    """save_mask=True: the forward (on an input that requires grad, so autograd records it and the mask is made)
+    against the same call without the flag, and the backward from the mask against aten.threshold_backward."""
+    for dtype_name in dtypes:
+        for exp in sizes:
+            numel = 2**exp
+            x = sample(numel, DTYPES[dtype_name], device).requires_grad_()
+            verify_mask(x)
+            nbytes, mask_bytes = numel * x.element_size(), (numel + 7) // 8
+            runner.case(device, "forward save_mask", dtype_name, numel, 2 * nbytes + mask_bytes,
+                        {"relu_ext": ("f(x, save_mask=True)", {"f": relu_ext.relu, "x": x}),
+                         "relu_ext plain": ("f(x)", {"f": relu_ext.relu, "x": x}),
+                         "torch.relu": ("f(x)", {"f": torch.relu, "x": x})}, None)
+            r = torch.relu(x.detach())
+            g = torch.randn(x.shape, device=device).to(x.dtype)
+            _, mask = torch.ops.relu_ext.relu_mask(x.detach())
+            runner.case(device, "backward from mask", dtype_name, numel, 2 * nbytes + mask_bytes,
+                        {"relu_ext": ("f(g, m, s)", {"f": torch.ops.relu_ext.relu_mask_backward, "g": g, "m": mask,
+                                                     "s": r.stride()}),
+                         "threshold_backward": ("f(g, r, 0)", {"f": torch.ops.aten.threshold_backward, "g": g,
+                                                               "r": r})}, None)
+            del x, r, g, mask
 
 
 def run_training_steps(runner, device, batches):

@@ -1,7 +1,7 @@
 // Autograd for the ops, written as torch's generated autograd code is: the Autograd kernel redispatches below autograd
 // and links the output to a Node, so a call costs about what torch.relu's does (a Python autograd.Function costs far
 // more: docs/PERFORMANCE.md). Registered for the Autograd key, so torch.ops.relu_ext.* are differentiable on every
-// device and under torch.func; relu_backward has a Node too, so double backward works.
+// device and under torch.func; the backward ops have Nodes too, so double backward works.
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/zeros_like.h>
 #include <torch/csrc/autograd/VariableTypeUtils.h>
@@ -14,7 +14,9 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <type_traits>
+#include <vector>
 
 #include "relu.h"
 
@@ -43,42 +45,116 @@ const c10::TypedOperatorHandle<at::Tensor(const at::Tensor&, const at::Tensor&)>
   return op;
 }
 
+using MaskFn = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&);
+const c10::TypedOperatorHandle<MaskFn>& relu_mask_op() {
+  static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("relu_ext::relu_mask", "").typed<MaskFn>();
+  return op;
+}
+
+const c10::TypedOperatorHandle<at::Tensor(const at::Tensor&)>& relu_mask__op() {
+  static const auto op =
+      c10::Dispatcher::singleton().findSchemaOrThrow("relu_ext::relu_mask_", "").typed<at::Tensor(const at::Tensor&)>();
+  return op;
+}
+
+using MaskBackwardFn = at::Tensor(const at::Tensor&, const at::Tensor&, c10::SymIntArrayRef);
+const c10::TypedOperatorHandle<MaskBackwardFn>& relu_mask_backward_op() {
+  static const auto op =
+      c10::Dispatcher::singleton().findSchemaOrThrow("relu_ext::relu_mask_backward", "").typed<MaskBackwardFn>();
+  return op;
+}
+
 // Forward-mode AD at level 0, as torch's generated code does it (torch.func maps its levels onto it).
 constexpr uint64_t kForwardLevel = 0;
 
-// The Nodes of relu (kInputs = 1) and relu_backward (kInputs = 2), as derivatives.yaml gives them for relu and the
-// threshold backward: relu's gradient is relu_backward(grad, result), with result (relu's output) saved;
-// relu_backward's is relu_backward(grad, result) for grad_output and zeros for result.
-template <int kInputs>
-struct ReluExtNode : public torch::autograd::Node {
-  torch::autograd::SavedVariable result_;
+// torch >= 2.12 holds autograd nodes in c10::intrusive_ptr, older releases in std::shared_ptr.
+template <typename NodeT>
+auto make_node() {
+  if constexpr (std::is_base_of_v<c10::intrusive_ptr_target, NodeT>) {
+    return c10::make_intrusive<NodeT>();
+  } else {
+    return std::make_shared<NodeT>();
+  }
+}
 
-  std::string name() const override { return kInputs == 1 ? "ReluExtBackward" : "ReluExtBackwardBackward"; }
+// The Nodes, as derivatives.yaml gives them for relu and the threshold backward:
+// - relu's (kInputs = 1): relu_backward(grad, result), with result (relu's output) saved;
+// - relu_backward's (kInputs = 2): relu_backward(grad, result) for grad_output, zeros for result;
+// - kMask: the same with relu_mask_backward(grad, mask, result_stride), the mask and the result's strides saved.
+//   relu_mask_backward has no result input, so its second edge is the result's gradient edge where one is known.
+enum class Saved { kPlain, kMask };
+
+template <int kInputs, Saved kSaved>
+struct ReluExtNode : public torch::autograd::Node {
+  static constexpr bool kMask = kSaved == Saved::kMask;
+  torch::autograd::SavedVariable saved_;  // the result, or the mask
+  std::vector<c10::SymInt> result_stride_;  // kMask only
+
+  std::string name() const override {
+    return std::string(kMask ? "ReluExtMask" : "ReluExt") + (kInputs == 1 ? "Backward" : "BackwardBackward");
+  }
 
   void release_variables() override {
     std::lock_guard<std::mutex> lock(mutex_);
-    result_.reset_data();
+    saved_.reset_data();
   }
 
   variable_list apply(variable_list&& grads) override {
     std::lock_guard<std::mutex> lock(mutex_);
     const bool needed1 = kInputs == 2 && should_compute_output(1);
-    return gradients(grads, result_.unpack(getptr()), should_compute_output(0), needed1);
+    if constexpr (kMask) {
+      if (at::GradMode::is_enabled() && grads[0].defined()) return recorded_mask_gradients(grads, needed1);
+    }
+    return gradients(grads, saved_.unpack(getptr()), result_stride_, should_compute_output(0), needed1);
   }
 
-  // needed0 / needed1: whether grad_output's and result's gradients are wanted.
-  static variable_list gradients(const variable_list& grads, const at::Tensor& result, bool needed0, bool needed1) {
+  // With create_graph, the mask gradient is recorded as torch records its threshold backward: depending on
+  // grad_output and, with a zero gradient, on the result (this Node's output 0, or the result edge it was given).
+  variable_list recorded_mask_gradients(const variable_list& grads, bool needed1) {
+    const torch::autograd::Edge result_edge = kInputs == 1 ? torch::autograd::Edge(getptr(), 0) : next_edge(1);
+    if (!grads[0].requires_grad() && !result_edge.is_valid()) {
+      return gradients(grads, saved_.unpack(getptr()), result_stride_, should_compute_output(0), needed1);
+    }
+    const at::Tensor mask = saved_.unpack(getptr());
+    at::Tensor grad_input;
+    {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      grad_input = relu_mask_backward_op().call(grads[0], mask, result_stride_);
+    }
+    auto node = make_node<ReluExtNode<2, Saved::kMask>>();
+    node->set_next_edges({torch::autograd::collect_next_edges(grads[0])[0], result_edge});
+    torch::autograd::set_history(grad_input, node);
+    node->saved_ = torch::autograd::SavedVariable(mask, /*is_output=*/false);
+    node->result_stride_ = result_stride_;
+    const at::Tensor& grad_t = grads[0]._fw_grad(kForwardLevel);  // forward over reverse
+    if (grad_t.defined()) {
+      grad_input._set_fw_grad(relu_mask_backward_op().call(grad_t, mask, result_stride_), kForwardLevel,
+                              /*is_inplace_op=*/false);
+    }
     variable_list grad_inputs(kInputs);
-    if (!grads[0].defined()) return grad_inputs;
-    if (needed0) grad_inputs[0] = relu_backward_op().call(grads[0], result);
+    if (should_compute_output(0)) grad_inputs[0] = grad_input;
     if (kInputs == 2 && needed1) grad_inputs[1] = at::zeros_like(grads[0]);
     return grad_inputs;
   }
 
-  // Compiled autograd: the saved output is the Node's only state.
+  // needed0 / needed1: whether the first and second inputs' gradients are wanted.
+  static variable_list gradients(const variable_list& grads, const at::Tensor& saved,
+                                 const std::vector<c10::SymInt>& result_stride, bool needed0, bool needed1) {
+    variable_list grad_inputs(kInputs);
+    if (!grads[0].defined()) return grad_inputs;
+    if (needed0) {
+      grad_inputs[0] = kMask ? relu_mask_backward_op().call(grads[0], saved, result_stride)
+                             : relu_backward_op().call(grads[0], saved);
+    }
+    if (kInputs == 2 && needed1) grad_inputs[1] = at::zeros_like(grads[0]);
+    return grad_inputs;
+  }
+
+  // Compiled autograd: the saved tensor and strides are the Node's only state.
 #if TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 7
   void compiled_args(torch::dynamo::autograd::CompiledNodeArgs& args) const override {
-    args.collect(result_, /*is_output=*/kInputs == 1);
+    args.collect(saved_, /*is_output=*/kInputs == 1 && !kMask);
+    args.collect(result_stride_);
   }
 
   // From torch 2.7 compiled autograd calls a Node's backward as a function of its packed state (as torch's own
@@ -86,12 +162,14 @@ struct ReluExtNode : public torch::autograd::Node {
   variable_list apply_with_saved(const variable_list& grads,
                                  torch::dynamo::autograd::SwapSavedVariables& saved) override {
     using namespace torch::dynamo::autograd;
-    saved.before(result_);
+    saved.before(saved_);
+    saved.before(result_stride_);
     std::vector<bool> needed(kInputs);
     for (int i = 0; i < kInputs; ++i) needed[i] = task_should_compute_output(i);
     PackedArgs packed;
     packed.pack(needed);
-    packed.pack(result_.unpack(getptr()));
+    packed.pack(saved_.unpack(getptr()));
+    packed.pack(result_stride_);
     std::vector<at::TypePtr> schema;
     for (const c10::IValue& value : packed.vec()) {
       schema.emplace_back(value.isTensor() ? at::TensorType::get() : value.type());
@@ -104,41 +182,40 @@ struct ReluExtNode : public torch::autograd::Node {
         get_input_metadata(next_edges()));
     variable_list grad_inputs = py->call_function(saved.get_py_compiler(), "apply_functional", fn, grads,
                                                   packed.vec(), metadata);
-    saved.after(result_);
+    saved.after(saved_);
+    saved.after(result_stride_);
     return grad_inputs;
   }
 
   static variable_list apply_packed(const variable_list& grads, const std::vector<c10::IValue>& args) {
     torch::dynamo::autograd::PackedArgs packed(args);
     const auto needed = packed.unpack<std::vector<bool>>();
-    const auto result = packed.unpack<at::Tensor>();
-    return gradients(grads, result, needed[0], kInputs == 2 && needed[1]);
+    const auto saved = packed.unpack<at::Tensor>();
+    const auto result_stride = packed.unpack<std::vector<c10::SymInt>>();
+    return gradients(grads, saved, result_stride, needed[0], kInputs == 2 && needed[1]);
   }
 #else
   void compiled_args(torch::dynamo::autograd::CompiledNodeArgs& args) override {
-    args.collect(result_, /*is_output=*/kInputs == 1);
+    args.collect(saved_, /*is_output=*/kInputs == 1 && !kMask);
+    args.collect(result_stride_);
   }
 
-  // Before torch 2.7 compiled autograd traces apply() itself, on its own stand-ins for the saved output.
+  // Before torch 2.7 compiled autograd traces apply() itself, on its own stand-ins for the saved state.
   variable_list apply_with_saved(const variable_list& grads,
                                  torch::dynamo::autograd::SwapSavedVariables& saved) override {
-    saved.before(result_);
+    saved.before(saved_);
+    saved.before(result_stride_);
     variable_list grad_inputs = apply(variable_list(grads));
-    saved.after(result_);
+    saved.after(saved_);
+    saved.after(result_stride_);
     return grad_inputs;
   }
 #endif
 };
-
-// torch >= 2.12 holds autograd nodes in c10::intrusive_ptr, older releases in std::shared_ptr.
-template <typename NodeT>
-auto make_node() {
-  if constexpr (std::is_base_of_v<c10::intrusive_ptr_target, NodeT>) {
-    return c10::make_intrusive<NodeT>();
-  } else {
-    return std::make_shared<NodeT>();
-  }
-}
+using ReluNode = ReluExtNode<1, Saved::kPlain>;
+using ReluBackwardNode = ReluExtNode<2, Saved::kPlain>;
+using MaskNode = ReluExtNode<1, Saved::kMask>;
+using MaskBackwardNode = ReluExtNode<2, Saved::kMask>;
 
 bool records_grad(const at::Tensor& t) { return t.requires_grad() && at::GradMode::is_enabled(); }
 
@@ -149,10 +226,10 @@ at::Tensor relu_autograd(c10::DispatchKeySet ks, const at::Tensor& self) {
     result = relu_op().redispatch(ks & c10::after_autograd_keyset, self);
   }
   if (records_grad(self)) {
-    auto node = make_node<ReluExtNode<1>>();
+    auto node = make_node<ReluNode>();
     node->set_next_edges(torch::autograd::collect_next_edges(self));
     torch::autograd::set_history(result, node);
-    node->result_ = torch::autograd::SavedVariable(result, /*is_output=*/true);
+    node->saved_ = torch::autograd::SavedVariable(result, /*is_output=*/true);
   }
   // Forward mode (derivatives.yaml: `result: auto_element_wise`): the tangent through the gradient's rule.
   const at::Tensor& self_t = self._fw_grad(kForwardLevel);
@@ -179,7 +256,7 @@ void relu__autograd(c10::DispatchKeySet ks, const at::Tensor& self) {
   // torch's own check and error, before anything is written: a leaf that requires grad, a view of one, or a view
   // whose history an in-place op may not rewrite.
   torch::autograd::check_inplace(self, /*requires_grad=*/true);
-  auto node = make_node<ReluExtNode<1>>();
+  auto node = make_node<ReluNode>();
   node->set_next_edges(torch::autograd::collect_next_edges(self));
   {
     at::AutoDispatchBelowADInplaceOrView guard;
@@ -188,7 +265,7 @@ void relu__autograd(c10::DispatchKeySet ks, const at::Tensor& self) {
   // self now comes out of the node (through a CopySlices when it is a view)
   node->add_input_metadata(self);
   torch::autograd::impl::rebase_history(self, {node, 0});
-  node->result_ = torch::autograd::SavedVariable(self, /*is_output=*/true, /*is_inplace_on_view=*/self.is_view());
+  node->saved_ = torch::autograd::SavedVariable(self, /*is_output=*/true, /*is_inplace_on_view=*/self.is_view());
   relu__tangent(self);
 }
 
@@ -199,10 +276,10 @@ at::Tensor relu_backward_autograd(c10::DispatchKeySet ks, const at::Tensor& grad
     grad_input = relu_backward_op().redispatch(ks & c10::after_autograd_keyset, grad_output, result);
   }
   if (records_grad(grad_output) || records_grad(result)) {
-    auto node = make_node<ReluExtNode<2>>();
+    auto node = make_node<ReluBackwardNode>();
     node->set_next_edges(torch::autograd::collect_next_edges(grad_output, result));
     torch::autograd::set_history(grad_input, node);
-    node->result_ = torch::autograd::SavedVariable(result, /*is_output=*/false);
+    node->saved_ = torch::autograd::SavedVariable(result, /*is_output=*/false);
   }
   // Linear in grad_output; a tangent of result alone gives zero, as torch's formula has it.
   const at::Tensor& grad_output_t = grad_output._fw_grad(kForwardLevel);
@@ -215,16 +292,105 @@ at::Tensor relu_backward_autograd(c10::DispatchKeySet ks, const at::Tensor& grad
   return grad_input;
 }
 
+// The mask forms: the same as above with the mask and the result's strides saved in place of the result.
+std::tuple<at::Tensor, at::Tensor> relu_mask_autograd(c10::DispatchKeySet ks, const at::Tensor& self) {
+  at::Tensor result, mask;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    std::tie(result, mask) = relu_mask_op().redispatch(ks & c10::after_autograd_keyset, self);
+  }
+  if (records_grad(self)) {
+    auto node = make_node<MaskNode>();
+    node->set_next_edges(torch::autograd::collect_next_edges(self));
+    torch::autograd::set_history(result, node);
+    node->saved_ = torch::autograd::SavedVariable(mask, /*is_output=*/false);  // no gradient: no cycle to avoid
+    node->result_stride_ = result.sym_strides().vec();
+  }
+  const at::Tensor& self_t = self._fw_grad(kForwardLevel);
+  if (self_t.defined()) {
+    result._set_fw_grad(relu_mask_backward_op().call(self_t, mask, result.sym_strides()), kForwardLevel,
+                        /*is_inplace_op=*/false);
+  }
+  return {result, mask};
+}
+
+void relu_mask__tangent(const at::Tensor& self, const at::Tensor& mask) {
+  at::Tensor self_t = self._fw_grad(kForwardLevel);
+  if (self_t.defined()) self_t.copy_(relu_mask_backward_op().call(self_t, mask, self.sym_strides()));
+}
+
+at::Tensor relu_mask__autograd(c10::DispatchKeySet ks, const at::Tensor& self) {
+  at::Tensor mask;
+  if (!records_grad(self)) {
+    {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      mask = relu_mask__op().redispatch(ks & c10::after_autograd_keyset, self);
+    }
+    relu_mask__tangent(self, mask);
+    return mask;
+  }
+  torch::autograd::check_inplace(self, /*requires_grad=*/true);
+  auto node = make_node<MaskNode>();
+  node->set_next_edges(torch::autograd::collect_next_edges(self));
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    mask = relu_mask__op().redispatch(ks & c10::after_autograd_keyset, self);
+  }
+  node->add_input_metadata(self);
+  torch::autograd::impl::rebase_history(self, {node, 0});
+  node->saved_ = torch::autograd::SavedVariable(mask, /*is_output=*/false);
+  node->result_stride_ = self.sym_strides().vec();
+  relu_mask__tangent(self, mask);
+  return mask;
+}
+
+at::Tensor relu_mask_backward_autograd(c10::DispatchKeySet ks, const at::Tensor& grad_output, const at::Tensor& mask,
+                                       c10::SymIntArrayRef result_stride) {
+  at::Tensor grad_input;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    grad_input = relu_mask_backward_op().redispatch(ks & c10::after_autograd_keyset, grad_output, mask, result_stride);
+  }
+  if (records_grad(grad_output)) {  // linear in grad_output, with the same mask; no result edge known here
+    auto node = make_node<MaskBackwardNode>();
+    node->set_next_edges({torch::autograd::collect_next_edges(grad_output)[0], torch::autograd::Edge()});
+    torch::autograd::set_history(grad_input, node);
+    node->saved_ = torch::autograd::SavedVariable(mask, /*is_output=*/false);
+    node->result_stride_ = result_stride.vec();
+  }
+  const at::Tensor& grad_output_t = grad_output._fw_grad(kForwardLevel);
+  if (grad_output_t.defined()) {
+    grad_input._set_fw_grad(relu_mask_backward_op().call(grad_output_t, mask, result_stride), kForwardLevel,
+                            /*is_inplace_op=*/false);
+  }
+  return grad_input;
+}
+
 }  // namespace
 
 at::Tensor call_relu(const at::Tensor& self) { return relu_op().call(self); }
 
 void call_relu_(const at::Tensor& self) { relu__op().call(self); }
 
+at::Tensor call_relu_save_mask(const at::Tensor& self) {
+  return records_grad(self) ? std::get<0>(relu_mask_op().call(self)) : relu_op().call(self);
+}
+
+void call_relu_save_mask_(const at::Tensor& self) {
+  if (records_grad(self)) {
+    relu_mask__op().call(self);
+  } else {
+    relu__op().call(self);
+  }
+}
+
 TORCH_LIBRARY_IMPL(relu_ext, Autograd, m) {
   m.impl("relu", &relu_autograd);
   m.impl("relu_", &relu__autograd);
   m.impl("relu_backward", &relu_backward_autograd);
+  m.impl("relu_mask", &relu_mask_autograd);
+  m.impl("relu_mask_", &relu_mask__autograd);
+  m.impl("relu_mask_backward", &relu_mask_backward_autograd);
 }
 
 }  // namespace relu_ext

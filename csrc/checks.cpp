@@ -69,6 +69,23 @@ void check_relu_backward_inputs(const at::Tensor& grad_output, const at::Tensor&
               "; they must be on the same device: move one with .to(other.device)");
 }
 
+void check_mask_backward_inputs(const at::Tensor& grad_output, const at::Tensor& mask, int64_t result_ndim) {
+  check_input(grad_output, "relu_mask_backward (grad_output)", /*backward=*/true);
+  const char* fix = "; pass the mask relu_ext::relu_mask returned for this gradient's output";
+  TORCH_CHECK(mask.defined(), "relu_ext.relu_mask_backward: got an undefined mask", fix);
+  TORCH_CHECK(mask.scalar_type() == at::kByte && mask.layout() == at::kStrided && mask.dim() == 1 &&
+                  mask.is_contiguous(),
+              "relu_ext.relu_mask_backward: the mask must be a contiguous 1-D torch.uint8 tensor, got ",
+              dtype_name(mask.scalar_type()), " of shape ", mask.sym_sizes(), fix);
+  TORCH_CHECK(mask.sym_numel() == (grad_output.sym_numel() + 7) / 8, "relu_ext.relu_mask_backward: a mask of ",
+              mask.sym_numel(), " bytes cannot cover grad_output's ", grad_output.sym_numel(),
+              " elements (one bit each)", fix);
+  TORCH_CHECK(mask.device() == grad_output.device(), "relu_ext.relu_mask_backward: grad_output is on ",
+              grad_output.device(), " but the mask is on ", mask.device(), "; move one with .to(other.device)");
+  TORCH_CHECK(result_ndim == grad_output.dim(), "relu_ext.relu_mask_backward: result_stride has ", result_ndim,
+              " entries but grad_output has ", grad_output.dim(), " dims; pass the strides of relu_mask's output");
+}
+
 void check_no_internal_overlap(const at::Tensor& self) {
   // torch's own words for the same mistake.
   TORCH_CHECK(at::has_internal_overlap(self) != at::MemOverlap::Yes,

@@ -1,4 +1,5 @@
 // Output strides and the iteration plan, shared by the CPU and CUDA entry points.
+#include <ATen/ops/empty.h>
 #include <ATen/ops/empty_strided.h>
 #include <c10/core/MemoryFormat.h>
 #include <c10/util/strides.h>
@@ -64,6 +65,22 @@ static c10::DimVector elementwise_strides(std::initializer_list<const at::Tensor
 at::Tensor empty_like_elementwise(std::initializer_list<const at::Tensor*> inputs) {
   const at::Tensor& first = **inputs.begin();
   return at::empty_strided(first.sizes(), elementwise_strides(inputs), first.options());
+}
+
+at::Tensor empty_mask(const at::Tensor& like) {
+  at::Tensor mask = at::empty({(like.numel() + 7) / 8}, like.options().dtype(at::kByte));
+  if (mask.numel() != 0 && like.numel() % 8 != 0 && like.is_cpu()) mask.data_ptr<uint8_t>()[mask.numel() - 1] = 0;
+  return mask;
+}
+
+at::Tensor empty_mask_grad(const at::Tensor& grad_output, c10::IntArrayRef result_stride) {
+  if (grad_output.is_non_overlapping_and_dense() && grad_output.strides() == result_stride) {
+    return empty_like_elementwise({&grad_output});  // the result's layout is grad_output's
+  }
+  // A stand-in for the result, without data, for the tensor iterator's rule.
+  const at::Tensor result = at::empty_strided(grad_output.sizes(), result_stride, grad_output.options().device(at::kMeta));
+  const c10::DimVector strides = elementwise_strides({&result, &grad_output});
+  return at::empty_strided(grad_output.sizes(), strides, grad_output.options());
 }
 
 ElementwisePlan make_plan(std::initializer_list<const at::Tensor*> operands) {

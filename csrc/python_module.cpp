@@ -1,5 +1,6 @@
 // relu_ext._C, the Python module: importing it loads this library and with it the op registrations. It carries what
-// the build knew (relu_ext/_loader.py checks it) and the entries relu_ext.relu and relu_ call outside torch.compile:
+// the build knew (relu_ext/_loader.py checks it) and the entries relu_ext.relu and relu_ (plain and save_mask) call
+// outside torch.compile:
 // one C call into the dispatcher, as torch.relu's own binding is, where calling the OpOverload parses its arguments
 // from the schema in Python (docs/PERFORMANCE.md has the gain on small tensors).
 #include <ATen/PythonTorchFunctionTLS.h>
@@ -11,14 +12,16 @@
 namespace relu_ext {
 namespace {
 
-// The ops' OpOverloads (set by relu_ext/functional.py), called for anything but a plain tensor outside a torch
-// function mode, so that a tensor subclass or a mode sees the call exactly as through torch.ops.
-PyObject* relu_overload = nullptr;
-PyObject* relu__overload = nullptr;
+// What each entry calls for anything but a plain tensor outside a torch function mode (set by relu_ext/functional.py:
+// the OpOverloads, or Python functions of them), so that a tensor subclass or a mode sees the call as through
+// torch.ops.
+enum Entry { kRelu, kRelu_, kReluSaveMask, kReluSaveMask_, kEntries };
+PyObject* fallbacks[kEntries] = {};
 
 bool plain_tensor(PyObject* obj) { return THPVariable_CheckExact(obj) && !at::impl::torch_function_mode_enabled(); }
 
-PyObject* call_overload(PyObject* overload, PyObject* arg) {
+PyObject* call_fallback(Entry entry, PyObject* arg) {
+  PyObject* overload = fallbacks[entry];
   if (overload == nullptr) {
     PyErr_SetString(PyExc_RuntimeError, "relu_ext._C: import relu_ext (not relu_ext._C alone) before calling it");
     return nullptr;
@@ -26,38 +29,40 @@ PyObject* call_overload(PyObject* overload, PyObject* arg) {
   return PyObject_CallOneArg(overload, arg);
 }
 
-PyObject* py_relu(PyObject* /*module*/, PyObject* arg) {
+template <Entry kEntry, at::Tensor (*kCall)(const at::Tensor&)>
+PyObject* py_out_of_place(PyObject* /*module*/, PyObject* arg) {
   HANDLE_TH_ERRORS
-  if (!plain_tensor(arg)) return call_overload(relu_overload, arg);
+  if (!plain_tensor(arg)) return call_fallback(kEntry, arg);
   const at::Tensor& self = THPVariable_Unpack(arg);
   at::Tensor out;
   {
     pybind11::gil_scoped_release no_gil;  // as torch's bindings do: other Python threads run meanwhile
-    out = call_relu(self);
+    out = kCall(self);
   }
   return THPVariable_Wrap(std::move(out));
   END_HANDLE_TH_ERRORS
 }
 
-PyObject* py_relu_(PyObject* /*module*/, PyObject* arg) {
+template <Entry kEntry, void (*kCall)(const at::Tensor&)>
+PyObject* py_in_place(PyObject* /*module*/, PyObject* arg) {
   HANDLE_TH_ERRORS
-  if (!plain_tensor(arg)) return call_overload(relu__overload, arg);
+  if (!plain_tensor(arg)) return call_fallback(kEntry, arg);
   const at::Tensor& self = THPVariable_Unpack(arg);
   {
     pybind11::gil_scoped_release no_gil;
-    call_relu_(self);
+    kCall(self);
   }
   Py_RETURN_NONE;
   END_HANDLE_TH_ERRORS
 }
 
-PyObject* py_set_overloads(PyObject* /*module*/, PyObject* args) {
-  PyObject *relu, *relu_;
-  if (!PyArg_ParseTuple(args, "OO", &relu, &relu_)) return nullptr;
-  Py_INCREF(relu);
-  Py_INCREF(relu_);
-  Py_XSETREF(relu_overload, relu);
-  Py_XSETREF(relu__overload, relu_);
+PyObject* py_set_fallbacks(PyObject* /*module*/, PyObject* args) {
+  PyObject* given[kEntries];
+  if (!PyArg_ParseTuple(args, "OOOO", &given[0], &given[1], &given[2], &given[3])) return nullptr;
+  for (int i = 0; i < kEntries; ++i) {
+    Py_INCREF(given[i]);
+    Py_XSETREF(fallbacks[i], given[i]);
+  }
   Py_RETURN_NONE;
 }
 
@@ -81,6 +86,16 @@ PyObject* py_check_relu_backward_inputs(PyObject* /*module*/, PyObject* args) {
   END_HANDLE_TH_ERRORS
 }
 
+PyObject* py_check_mask_backward_inputs(PyObject* /*module*/, PyObject* args) {
+  HANDLE_TH_ERRORS
+  PyObject *grad_output, *mask;
+  long long result_ndim;
+  if (!PyArg_ParseTuple(args, "OOL", &grad_output, &mask, &result_ndim)) return nullptr;
+  check_mask_backward_inputs(THPVariable_Unpack(grad_output), THPVariable_Unpack(mask), result_ndim);
+  Py_RETURN_NONE;
+  END_HANDLE_TH_ERRORS
+}
+
 PyObject* py_set_wide_unsigned_supported(PyObject* /*module*/, PyObject* args) {
   int forward, backward;
   if (!PyArg_ParseTuple(args, "pp", &forward, &backward)) return nullptr;
@@ -89,12 +104,20 @@ PyObject* py_set_wide_unsigned_supported(PyObject* /*module*/, PyObject* args) {
 }
 
 PyMethodDef methods[] = {
-    {"relu", py_relu, METH_O, "relu_ext::relu on a tensor, through the dispatcher (autograd included)"},
-    {"relu_", py_relu_, METH_O, "relu_ext::relu_ on a tensor, in place; returns None"},
-    {"_set_overloads", py_set_overloads, METH_VARARGS, "the OpOverloads to call for tensor subclasses and modes"},
+    {"relu", py_out_of_place<kRelu, call_relu>, METH_O,
+     "relu_ext::relu on a tensor, through the dispatcher (autograd included)"},
+    {"relu_", py_in_place<kRelu_, call_relu_>, METH_O, "relu_ext::relu_ on a tensor, in place; returns None"},
+    {"relu_save_mask", py_out_of_place<kReluSaveMask, call_relu_save_mask>, METH_O,
+     "relu_ext::relu_mask's output where autograd records the call (the mask kept for the backward), else relu"},
+    {"relu_save_mask_", py_in_place<kReluSaveMask_, call_relu_save_mask_>, METH_O,
+     "relu_ext::relu_mask_ where autograd records the call, else relu_; in place, returns None"},
+    {"_set_fallbacks", py_set_fallbacks, METH_VARARGS,
+     "what relu, relu_, relu_save_mask and relu_save_mask_ call for tensor subclasses and modes"},
     {"_check_relu_input", py_check_relu_input, METH_VARARGS, "the kernels' input check (tensor, op name)"},
     {"_check_relu_backward_inputs", py_check_relu_backward_inputs, METH_VARARGS,
      "the backward kernel's input check (grad_output, result)"},
+    {"_check_mask_backward_inputs", py_check_mask_backward_inputs, METH_VARARGS,
+     "relu_mask_backward's input check (grad_output, mask, number of result strides)"},
     {"_set_wide_unsigned_supported", py_set_wide_unsigned_supported, METH_VARARGS,
      "whether uint16/uint32/uint64 are accepted by relu, relu_ and relu_backward (as the installed torch's ops)"},
     {nullptr, nullptr, 0, nullptr}};

@@ -37,8 +37,8 @@ void dispatch_dtype(at::ScalarType dtype, F&& f) {
 }
 
 // The rules per element, on the storage type S, for the CPU and CUDA kernels alike. `x < 0` is false for NaN and
-// -0.0, so both pass through, as in torch.relu. The backward is torch's threshold backward at 0: 0 where
-// result <= 0, so a NaN result passes the gradient.
+// -0.0, so both pass through, as in torch.relu. The backward is torch's threshold backward at 0: the gradient
+// passes where !(result <= 0), so a NaN result passes it; the 1-bit mask holds exactly that test.
 template <typename T>
 struct ReluScalar {
   using S = T;
@@ -46,7 +46,8 @@ struct ReluScalar {
     if constexpr (std::is_unsigned_v<S>) return x;
     else return x < S(0) ? S(0) : x;
   }
-  static C10_HOST_DEVICE S backward(S g, S r) { return r <= S(0) ? S(0) : g; }
+  static C10_HOST_DEVICE bool passes(S r) { return !(r <= S(0)); }
+  static C10_HOST_DEVICE S backward(S g, S r) { return passes(r) ? g : S(0); }
 };
 
 // float16 and bfloat16 work on their bits read as int16, without a conversion to float (which would rewrite NaN
@@ -58,7 +59,8 @@ struct Bits16ReluScalar {
   static constexpr S kNegInfBits = kNegInf;
   static C10_HOST_DEVICE S forward(S x) { return (x <= kNegInf && x != INT16_MIN) ? S(0) : x; }
   // result <= 0: +0.0 and every pattern from -0.0 up to -inf.
-  static C10_HOST_DEVICE S backward(S g, S r) { return (r <= kNegInf || r == 0) ? S(0) : g; }
+  static C10_HOST_DEVICE bool passes(S r) { return !(r <= kNegInf || r == 0); }
+  static C10_HOST_DEVICE S backward(S g, S r) { return passes(r) ? g : S(0); }
 };
 template <>
 struct ReluScalar<c10::Half> : Bits16ReluScalar<static_cast<int16_t>(0xFC00)> {};
@@ -69,12 +71,21 @@ struct ReluScalar<c10::BFloat16> : Bits16ReluScalar<static_cast<int16_t>(0xFF80)
 void check_relu_input(const at::Tensor& self, const char* op);
 void check_relu_backward_inputs(const at::Tensor& grad_output, const at::Tensor& result);
 void check_no_internal_overlap(const at::Tensor& self);
+// relu_mask_backward: grad_output as relu_backward's, a uint8 mask of ceil(numel / 8) bytes, one stride per dim.
+void check_mask_backward_inputs(const at::Tensor& grad_output, const at::Tensor& mask, int64_t result_ndim);
 // torch.relu accepts uint16/32/64 from torch 2.15 on (its threshold backward does not, there): relu_ext/_loader.py
 // asks the installed torch at import.
 void set_wide_unsigned_supported(bool forward, bool backward);
 
 // The output of an elementwise op with the strides torch's tensor iterator gives it (layout.cpp).
 at::Tensor empty_like_elementwise(std::initializer_list<const at::Tensor*> inputs);
+
+// The 1-bit mask of relu_mask: bit i (byte i / 8, bit i % 8 from the lowest) of element i in the written tensor's
+// storage order, the order in which make_plan walks it. Zeroed padding bits in the last byte.
+at::Tensor empty_mask(const at::Tensor& like);
+// The gradient of relu_mask_backward, with the strides torch's threshold backward gives it from a result of strides
+// `result_stride` and grad_output: its storage order is the result's, so its flat index is the mask's bit index.
+at::Tensor empty_mask_grad(const at::Tensor& grad_output, c10::IntArrayRef result_stride);
 
 // One elementwise call's iteration space: dims innermost first, size-1 dims left out, neighbouring dims merged where
 // every operand allows. A contiguous, transposed or channels_last tensor becomes one dim of unit stride. Operand 0
@@ -93,5 +104,8 @@ ElementwisePlan make_plan(std::initializer_list<const at::Tensor*> operands);
 // The ops from the top of the dispatcher (autograd, modes and devices apply), as torch.ops calls them (autograd.cpp).
 at::Tensor call_relu(const at::Tensor& self);
 void call_relu_(const at::Tensor& self);
+// relu with the mask op where autograd records it (the mask then lives in the Node), plain relu elsewhere.
+at::Tensor call_relu_save_mask(const at::Tensor& self);
+void call_relu_save_mask_(const at::Tensor& self);
 
 }  // namespace relu_ext

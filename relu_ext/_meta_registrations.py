@@ -8,6 +8,9 @@ from . import _C
 _relu = torch.ops.relu_ext.relu.default
 _relu_ = torch.ops.relu_ext.relu_.default
 _relu_backward = torch.ops.relu_ext.relu_backward.default
+_relu_mask = torch.ops.relu_ext.relu_mask.default
+_relu_mask_ = torch.ops.relu_ext.relu_mask_.default
+_relu_mask_backward = torch.ops.relu_ext.relu_mask_backward.default
 
 
 @torch.library.register_fake("relu_ext::relu")
@@ -24,6 +27,29 @@ def _relu__fake(self):
 @torch.library.register_fake("relu_ext::relu_backward")
 def _relu_backward_fake(grad_output, result):
     _C._check_relu_backward_inputs(grad_output, result)
+    return torch.ops.aten.threshold_backward.default(grad_output, result, 0)
+
+
+def _empty_mask(like):
+    return like.new_empty(((like.numel() + 7) // 8,), dtype=torch.uint8)
+
+
+@torch.library.register_fake("relu_ext::relu_mask")
+def _relu_mask_fake(self):
+    _C._check_relu_input(self, "relu_mask")
+    return torch.ops.aten.relu.default(self), _empty_mask(self)
+
+
+@torch.library.register_fake("relu_ext::relu_mask_")
+def _relu_mask__fake(self):
+    _C._check_relu_input(self, "relu_mask_")
+    return _empty_mask(self)
+
+
+@torch.library.register_fake("relu_ext::relu_mask_backward")
+def _relu_mask_backward_fake(grad_output, mask, result_stride):
+    _C._check_mask_backward_inputs(grad_output, mask, len(result_stride))
+    result = torch.empty_strided(grad_output.shape, result_stride, dtype=grad_output.dtype, device=grad_output.device)
     return torch.ops.aten.threshold_backward.default(grad_output, result, 0)
 
 
@@ -50,6 +76,31 @@ def _batch_dim_first(t, dim, size):
     return t.expand(size, *t.shape) if dim is None else t.movedim(dim, 0)
 
 
+# The mask ops sample by sample: a mask's bits follow its sample's layout, which a batch-wide call would not keep.
+def _relu_mask_vmap(info, in_dims, self):
+    x = self.movedim(in_dims[0], 0).contiguous()
+    outs, masks = zip(*(_relu_mask(x[b]) for b in range(info.batch_size)))
+    return (torch.stack(outs), torch.stack(masks)), (0, 0)
+
+
+def _relu_mask__vmap(info, in_dims, self):
+    x = self.movedim(in_dims[0], 0)
+    return torch.stack([_relu_mask_(x[b]) for b in range(info.batch_size)]), 0
+
+
+def _relu_mask_backward_vmap(info, in_dims, grad_output, mask, result_stride):
+    grad_dim, mask_dim = in_dims[0], in_dims[1]
+    if grad_dim is None and mask_dim is None:
+        return _relu_mask_backward(grad_output, mask, result_stride), None
+    def sample(t, dim, b):
+        return t if dim is None else t.select(dim, b)
+    return torch.stack([_relu_mask_backward(sample(grad_output, grad_dim, b), sample(mask, mask_dim, b), result_stride)
+                        for b in range(info.batch_size)]), 0
+
+
 torch.library.register_vmap("relu_ext::relu", _relu_vmap)
 torch.library.register_vmap("relu_ext::relu_", _relu__vmap)
 torch.library.register_vmap("relu_ext::relu_backward", _relu_backward_vmap)
+torch.library.register_vmap("relu_ext::relu_mask", _relu_mask_vmap)
+torch.library.register_vmap("relu_ext::relu_mask_", _relu_mask__vmap)
+torch.library.register_vmap("relu_ext::relu_mask_backward", _relu_mask_backward_vmap)

@@ -7,11 +7,29 @@ from . import WITH_CUDA, _C, config
 _relu = torch.ops.relu_ext.relu.default
 _relu_ = torch.ops.relu_ext.relu_.default
 _relu_backward = torch.ops.relu_ext.relu_backward.default
+_relu_mask = torch.ops.relu_ext.relu_mask.default
+_relu_mask_ = torch.ops.relu_ext.relu_mask_.default
+
+
+def _relu_save_mask(input):
+    """relu that keeps a 1-bit mask for the backward where autograd records it (the mask op), else plain relu."""
+    if input.requires_grad and torch.is_grad_enabled():
+        return _relu_mask(input)[0]
+    return _relu(input)
+
+
+def _relu_save_mask_(input):
+    if input.requires_grad and torch.is_grad_enabled():
+        _relu_mask_(input)
+    else:
+        _relu_(input)
+
+
 # Outside torch.compile relu/relu_ call these C entries (csrc/python_module.cpp), which skip the OpOverload's
-# argument parsing; tensor subclasses and torch function modes are handed on to the OpOverloads.
-_C._set_overloads(_relu, _relu_)
-_relu_entry = _C.relu
-_relu__entry = _C.relu_
+# argument parsing; tensor subclasses and torch function modes are handed on to the same calls in Python.
+_C._set_fallbacks(_relu, _relu_, _relu_save_mask, _relu_save_mask_)
+_relu_entry, _relu__entry = _C.relu, _C.relu_
+_relu_save_mask_entry, _relu_save_mask__entry = _C.relu_save_mask, _C.relu_save_mask_
 _is_compiling = torch.compiler.is_compiling  # torch.compile and torch.export: see relu_ext/config.py
 _is_exporting = getattr(torch.compiler, "is_exporting", _is_compiling)  # torch < 2.7 cannot tell them apart
 # What relu/relu_ trace to under torch.compile by default; bound here, so that Dynamo guards one object each.
@@ -103,13 +121,18 @@ def _other_layout_relu(input):
                                           check_invariants=False)
 
 
-def relu(input, inplace=False):
-    """Like torch.nn.functional.relu: max(input, 0) elementwise, NaN and -0.0 passed through; differentiable."""
+def relu(input, inplace=False, save_mask=False):
+    """Like torch.nn.functional.relu: max(input, 0) elementwise, NaN and -0.0 passed through; differentiable.
+    save_mask=True: the same output, but the backward keeps one bit per element instead of the output (README)."""
     if inplace:
-        return relu_(input)
+        return relu_(input, save_mask=save_mask)
     if _is_compiling():
-        return _relu(input) if config.opaque_under_compile else _torch_relu(input)
+        if not config.opaque_under_compile:
+            return _torch_relu(input)
+        return _relu_save_mask(input) if save_mask and not _is_exporting() else _relu(input)
     try:
+        if save_mask and not torch.jit.is_tracing():  # a trace (TorchScript's ONNX exporter) takes plain relu
+            return _relu_save_mask_entry(input)
         return _relu_entry(input)
     except (RuntimeError, NotImplementedError, TypeError) as error:  # checks that need Python, off the fast path
         out = _other_layout_relu(input) if isinstance(input, torch.Tensor) else None
@@ -118,20 +141,20 @@ def relu(input, inplace=False):
         raise _clearer_error(input, "relu", error) from None
 
 
-def relu_(input):
+def relu_(input, save_mask=False):
     """Like torch.relu_: relu in place, returning input. Raises before writing, as torch does, on a leaf that
-    requires grad and on a tensor whose elements share memory."""
+    requires grad and on a tensor whose elements share memory. save_mask as in relu."""
     if _is_compiling():
         if not config.opaque_under_compile:
             return _torch_relu_(input)
         if _is_exporting():  # an exported program holds relu and a copy_, which ONNX can translate
             return input.copy_(_relu(input))
-        _relu_(input)
+        _relu_save_mask_(input) if save_mask else _relu_(input)
         return input
     if torch.jit.is_tracing():  # likewise for TorchScript's ONNX exporter
         return input.copy_(_relu_entry(input))
     try:
-        _relu__entry(input)
+        _relu_save_mask__entry(input) if save_mask else _relu__entry(input)
     except (RuntimeError, NotImplementedError, TypeError) as error:
         if isinstance(input, torch.Tensor) and input.layout == torch.sparse_coo:
             return _sparse_coo_relu_(input)

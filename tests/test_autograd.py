@@ -28,7 +28,9 @@ def test_backward_matches_torch(device, dtype):
     x.view(-1)[:4] = 0.0  # the gradient at exactly 0 is 0, as torch's
     upstream = make_tensor((5, 67), dtype, device, seed=3)
     for fn_ext, fn_torch in [(relu_ext.relu, torch.relu), (relu_ext.ReLU(), torch.nn.ReLU()),
-                             (relu_ext.ReLUFunction.apply, torch.relu), (torch.ops.relu_ext.relu, torch.relu)]:
+                             (relu_ext.ReLUFunction.apply, torch.relu), (torch.ops.relu_ext.relu, torch.relu),
+                             (relu_ext.ReLU(save_mask=True), torch.nn.ReLU()),
+                             (lambda t: relu_ext.relu(t * 1, inplace=True, save_mask=True), torch.relu)]:
         out_ext, g_ext = grads(fn_ext, x, upstream)
         out_torch, g_torch = grads(fn_torch, x, upstream)
         assert_same(out_ext, out_torch)
@@ -39,7 +41,9 @@ def test_backward_matches_torch(device, dtype):
 def test_gradcheck_and_gradgradcheck(device):
     x = torch.randn(4, 7, dtype=torch.float64, device=device)
     x = (x + 0.05 * x.sign()).requires_grad_()  # away from the kink at 0, where finite differences mislead
-    for fn in (relu_ext.relu, torch.ops.relu_ext.relu, lambda t: relu_ext.relu(t.clone(), inplace=True)):
+    for fn in (relu_ext.relu, torch.ops.relu_ext.relu, lambda t: relu_ext.relu(t.clone(), inplace=True),
+               lambda t: relu_ext.relu(t, save_mask=True), lambda t: torch.ops.relu_ext.relu_mask(t)[0],
+               lambda t: relu_ext.relu(t.clone(), inplace=True, save_mask=True)):
         assert torch.autograd.gradcheck(fn, (x,))
         assert torch.autograd.gradgradcheck(fn, (x,))
 
@@ -49,14 +53,15 @@ def test_double_backward_matches_torch(device):
     x = torch.randn(6, 5, dtype=torch.float64, device=device)
     v = torch.randn(6, 5, dtype=torch.float64, device=device)
     results = []
-    for fn in (relu_ext.relu, torch.relu):
+    for fn in (relu_ext.relu, lambda t: relu_ext.relu(t, save_mask=True), torch.relu):
         xx = x.clone().requires_grad_()
         g = v.clone().requires_grad_()
         (gx,) = torch.autograd.grad(fn(xx) * xx, xx, g, create_graph=True)
         gg = torch.autograd.grad(gx.sum(), (xx, g))
         results.append((gx, *gg))
-    for mine, theirs in zip(*results):
+    for mine, masked, theirs in zip(*results):
         assert_same(mine.detach(), theirs.detach())
+        assert_same(masked.detach(), theirs.detach())
 
 
 def test_inplace_on_leaf_that_requires_grad_raises_before_writing():
@@ -66,6 +71,8 @@ def test_inplace_on_leaf_that_requires_grad_raises_before_writing():
         relu_ext.relu_(x)
     with pytest.raises(RuntimeError, match="a view of a leaf Variable that requires grad"):
         relu_ext.relu(x[1:], inplace=True)
+    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an in-place"):
+        relu_ext.relu_(x, save_mask=True)
     assert torch.equal(x.detach(), before)
     with torch.no_grad():  # allowed, as for torch
         relu_ext.relu_(x)
@@ -99,7 +106,7 @@ _FORBIDDEN_VIEWS = {
 def test_inplace_on_a_view_torch_refuses_raises_torchs_error_before_writing(make_view):
     leaf = torch.randn(4, 3, requires_grad=True)
     messages = []
-    for fn in (torch.relu_, relu_ext.relu_):
+    for fn in (torch.relu_, relu_ext.relu_, lambda t: relu_ext.relu_(t, save_mask=True)):
         base = leaf * 1
         view = make_view(base)
         before = base.detach().clone()
@@ -107,22 +114,23 @@ def test_inplace_on_a_view_torch_refuses_raises_torchs_error_before_writing(make
             fn(view)
         assert torch.equal(base.detach(), before)
         messages.append(str(error.value))
-    assert messages[1] == messages[0]
+    assert messages[2] == messages[1] == messages[0]
 
 
 def test_inplace_returns_input_bumps_version_and_backprops_like_torch():
-    for fn in (relu_ext.relu_, torch.relu_):
+    for fn in (relu_ext.relu_, lambda t: relu_ext.relu_(t, save_mask=True), torch.relu_):
         x = torch.randn(8, dtype=torch.float64, requires_grad=True)
         y = x * 2
         version = y._version
         out = fn(y)
-        assert out is y and y._version > version
+        assert out is y and y._version == version + 1
         y.sum().backward()
         expected = torch.where(x > 0, 2.0, 0.0).double()
         assert torch.equal(x.grad, expected)
     plain = torch.randn(8)
     version = plain._version
     assert relu_ext.relu_(plain) is plain and plain._version > version
+    assert relu_ext.relu_(plain, save_mask=True) is plain and plain._version == version + 2
 
 
 def test_modifying_saved_output_makes_backward_raise():
@@ -147,17 +155,20 @@ def test_inplace_on_overlapping_memory_raises_before_writing():
 def test_inplace_on_a_view_backprops_like_torch():
     grads = []
     x0 = torch.randn(4, 6, dtype=torch.float64)
-    for fn in (relu_ext.relu_, torch.relu_, lambda t: relu_ext.ReLUFunction.apply(t, True)):
+    for fn in (relu_ext.relu_, torch.relu_, lambda t: relu_ext.ReLUFunction.apply(t, True),
+               lambda t: relu_ext.relu_(t, save_mask=True)):
         x = x0.clone().requires_grad_()
         y = x * 1.5
         fn(y[1:, ::2])
         (y * torch.arange(24.0, dtype=torch.float64).view(4, 6)).sum().backward()
         grads.append(x.grad)
-    assert_same(grads[0], grads[1])
-    assert_same(grads[2], grads[1])
+    for g in grads:
+        assert_same(g, grads[1])
 
 
 @pytest.mark.parametrize("fn", [relu_ext.relu, torch.ops.relu_ext.relu, lambda t: relu_ext.relu_(t * 1),
+                                lambda t: relu_ext.relu(t, save_mask=True),
+                                lambda t: relu_ext.relu_(t * 1, save_mask=True),
                                 lambda t: relu_ext.ReLUFunction.apply(t, False)])
 def test_torch_func_on_every_entry_point(fn):
     x = torch.randn(4, 6, dtype=torch.float64)
@@ -184,12 +195,14 @@ _FORWARD_FNS = {
     "ReLU": (relu_ext.ReLU(), torch.nn.ReLU()),
     "torch.ops": (torch.ops.relu_ext.relu, torch.relu),
     "ReLUFunction": (lambda t: relu_ext.ReLUFunction.apply(t, False), torch.relu),
+    "relu_mask": (lambda t: torch.ops.relu_ext.relu_mask(t)[0], torch.relu),
 }
 _FORWARD_INPLACE_FNS = {
     "relu_": (relu_ext.relu_, torch.relu_),
     "ReLU(inplace=True)": (relu_ext.ReLU(inplace=True), torch.nn.ReLU(inplace=True)),
     "torch.ops": (torch.ops.relu_ext.relu_, torch.relu_),
     "ReLUFunction": (lambda t: relu_ext.ReLUFunction.apply(t, True), torch.relu_),
+    "relu_(save_mask=True)": (lambda t: relu_ext.relu_(t, save_mask=True), torch.relu_),
 }
 
 

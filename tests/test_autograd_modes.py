@@ -25,6 +25,12 @@ ENTRIES = {
     "ReLU(inplace=True)": (lambda t: relu_ext.ReLU(inplace=True)(t * 1), lambda t: torch.nn.ReLU(True)(t * 1)),
     "ReLUFunction": (lambda t: relu_ext.ReLUFunction.apply(t, False), torch.relu),
     "ReLUFunction(inplace)": (lambda t: relu_ext.ReLUFunction.apply(t * 1, True), lambda t: torch.relu_(t * 1)),
+    "relu(save_mask=True)": (lambda t: relu_ext.relu(t, save_mask=True), torch.relu),
+    "ReLU(inplace=True, save_mask=True)": (lambda t: relu_ext.ReLU(inplace=True, save_mask=True)(t * 1),
+                                           lambda t: torch.nn.ReLU(True)(t * 1)),
+    "torch.ops.relu_ext.relu_mask": (lambda t: torch.ops.relu_ext.relu_mask(t)[0], torch.relu),
+    "torch.ops.relu_ext.relu_mask_": (lambda t: _in_place(torch.ops.relu_ext.relu_mask_, t),
+                                      lambda t: torch.relu_(t * 1)),
 }
 
 
@@ -69,14 +75,16 @@ def test_batched_gradients_match_torch(fns):
 
 def test_efficient_zero_gradients_match_torch():
     grads = []
-    for relu in (relu_ext.relu, torch.relu):
+    for relu in (relu_ext.relu, lambda t: relu_ext.relu(t, save_mask=True), torch.relu):
         x = torch.randn(1 << 20, requires_grad=True)
         torch.sgn(relu(x)).sum().backward()  # sgn's backward hands on an efficient-zero tensor
         grads.append(x.grad)
-    assert_same(grads[0], grads[1])
+    assert_same(grads[0], grads[2])
+    assert_same(grads[1], grads[2])
 
 
-@pytest.mark.parametrize("relu", [relu_ext.relu, relu_ext.ReLU(), lambda t: relu_ext.ReLUFunction.apply(t, False)])
+@pytest.mark.parametrize("relu", [relu_ext.relu, relu_ext.ReLU(), lambda t: relu_ext.ReLUFunction.apply(t, False),
+                                  relu_ext.ReLU(save_mask=True)])
 def test_double_backward_gives_torchs_defined_zeros(relu):
     results = []
     for fn in (relu, torch.relu):
@@ -100,30 +108,32 @@ def test_gradient_penalty_leaves_torchs_zero_grads():
         ((g.norm(2, dim=1) - 1) ** 2).mean().backward()
         return [p.grad for p in model.parameters()]
 
-    for mine, theirs in zip(bias_grads(relu_ext.ReLU()), bias_grads(torch.nn.ReLU())):
-        assert (mine is None) == (theirs is None)
-        if theirs is not None:
-            assert_same(mine, theirs)
+    for relu in (relu_ext.ReLU(), relu_ext.ReLU(save_mask=True)):
+        for mine, theirs in zip(bias_grads(relu), bias_grads(torch.nn.ReLU())):
+            assert (mine is None) == (theirs is None)
+            if theirs is not None:
+                assert_same(mine, theirs)
 
 
 @pytest.mark.parametrize("after", [lambda y: y, lambda y: y.reshape(-1), lambda y: y.flatten(1), lambda y: y.t()],
                          ids=["same", "reshape", "flatten", "t"])
 def test_a_leafs_grad_has_torchs_values_and_version(after):
     results = []
-    for relu in (relu_ext.relu, torch.relu):
+    for relu in (relu_ext.relu, lambda t: relu_ext.relu(t, save_mask=True), torch.relu):
         torch.manual_seed(0)
         w = torch.randn(64, 32, requires_grad=True)
         y = after(relu(w * 1))
         (y * torch.arange(y.numel(), dtype=torch.float32).view(y.shape)).sum().backward()
         results.append((w.grad, w.grad._version))
-    assert_same(results[0][0], results[1][0])
-    assert results[0][1] == results[1][1]
+    for mine in results[:2]:
+        assert_same(mine[0], results[2][0])
+        assert mine[1] == results[2][1]
 
 
 def test_compiled_autograd_training_step_matches_nn_relu():
     torch._dynamo.reset()
     params = []
-    for relu in (relu_ext.ReLU(), torch.nn.ReLU()):
+    for relu in (relu_ext.ReLU(), relu_ext.ReLU(save_mask=True), torch.nn.ReLU()):
         torch.manual_seed(0)
         model = torch.nn.Sequential(torch.nn.Linear(10, 20), relu, torch.nn.Linear(20, 1))
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -142,8 +152,9 @@ def test_compiled_autograd_training_step_matches_nn_relu():
                 opt.step()
         params.append([p.detach().clone() for p in model.parameters()])
     torch._dynamo.reset()
-    for mine, theirs in zip(*params):
+    for mine, masked, theirs in zip(*params):
         assert_same(mine, theirs)
+        assert_same(masked, theirs)
 
 
 def test_compiled_autograd_over_an_eager_graph():
@@ -151,11 +162,12 @@ def test_compiled_autograd_over_an_eager_graph():
     torch._dynamo.reset()
     grads = []
     x0 = torch.randn(6, 7)
-    for relu in (relu_ext.relu, torch.relu):
+    for relu in (relu_ext.relu, lambda t: relu_ext.relu(t, save_mask=True), torch.relu):
         x = x0.clone().requires_grad_()
         loss = (relu(x * 2) * relu(x)).sum()
         with torch._dynamo.compiled_autograd._enable(torch.compile(backend="aot_eager")):
             loss.backward()
         grads.append(x.grad)
     torch._dynamo.reset()
-    assert_same(grads[0], grads[1])
+    assert_same(grads[0], grads[2])
+    assert_same(grads[1], grads[2])

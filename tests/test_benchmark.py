@@ -12,6 +12,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks"))
 import benchmark  # noqa: E402
 import cases  # noqa: E402
+import memory  # noqa: E402
 import report  # noqa: E402
 import timing  # noqa: E402
 
@@ -29,6 +30,8 @@ def test_quick_run_writes_documented_json(tmp_path):
     ops = {(row["op"], row["dtype"]) for row in data["rows"]}
     assert ops == {("forward", "float32"), ("forward in-place", "float32"), ("backward", "float32"),
                    ("forward", "bfloat16"), ("forward in-place", "bfloat16"), ("backward", "bfloat16"),
+                   ("forward save_mask", "float32"), ("backward from mask", "float32"),
+                   ("forward save_mask", "bfloat16"), ("backward from mask", "bfloat16"),
                    ("SimpleModel train step", "float32")}
     for row in data["rows"]:
         for key in ("device", "numel", "bytes", "times_s", "gbps", "ratio_vs_torch", "copy_fraction"):
@@ -111,3 +114,13 @@ def test_no_torch_warning_at_the_top_of_a_cpu_run(tmp_path):
     assert run.returncode == 0, run.stderr
     assert run.stderr == ""
     assert run.stdout.startswith("relu_ext benchmark:")
+
+
+def test_memory_script_counts_the_saved_output_against_the_mask():
+    """benchmarks/memory.py on a small batch: the mask run saves the ReLU output's bytes less, and the mask's more."""
+    batch = 64
+    torch_row, mask_row = memory.measure("mlp", memory.mlp, batch, (1024, 1024), steps=3)
+    output, mask = batch * 4096 * 4, batch * 4096 // 8
+    assert torch_row["saved"] - mask_row["saved"] == output - mask
+    assert 0 < mask_row["peak"] <= torch_row["peak"]  # at this batch the weights' gradients set the peak
+    assert mask_row["losses_bitwise_equal"] and len(mask_row["losses"]) == 3

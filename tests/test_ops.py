@@ -7,7 +7,7 @@ import torch
 import relu_ext
 from conftest import DEVICES, DTYPES, FLOAT_DTYPES, make_tensor, usable_cuda_toolkit
 
-OPS = ["relu", "relu_", "relu_backward"]
+OPS = ["relu", "relu_", "relu_backward", "relu_mask", "relu_mask_", "relu_mask_backward"]
 
 
 def test_schemas():
@@ -15,6 +15,10 @@ def test_schemas():
     assert str(torch.ops.relu_ext.relu_.default._schema) == "relu_ext::relu_(Tensor(a!) self) -> ()"
     assert (str(torch.ops.relu_ext.relu_backward.default._schema)
             == "relu_ext::relu_backward(Tensor grad_output, Tensor result) -> Tensor")
+    assert str(torch.ops.relu_ext.relu_mask.default._schema) == "relu_ext::relu_mask(Tensor self) -> (Tensor, Tensor)"
+    assert str(torch.ops.relu_ext.relu_mask_.default._schema) == "relu_ext::relu_mask_(Tensor(a!) self) -> Tensor"
+    assert (str(torch.ops.relu_ext.relu_mask_backward.default._schema) == "relu_ext::relu_mask_backward(Tensor "
+            "grad_output, Tensor mask, SymInt[] result_stride) -> Tensor")
     registered = [name for name in torch._C._dispatch_get_all_op_names() if name.startswith("relu_ext::")]
     assert sorted(registered) == sorted(f"relu_ext::{op}" for op in OPS)
 
@@ -71,6 +75,18 @@ def test_opcheck_relu_backward(device):
             torch.library.opcheck(torch.ops.relu_ext.relu_backward.default, (torch.ones_like(x), torch.relu(x)))
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck_mask_ops(device):
+    for x in samples(device):
+        torch.library.opcheck(torch.ops.relu_ext.relu_mask.default, (x,))
+        torch.library.opcheck(torch.ops.relu_ext.relu_mask_.default, (x.clone(),))
+        if x.dtype in FLOAT_DTYPES:
+            torch.library.opcheck(torch.ops.relu_ext.relu_mask.default, (x.clone().requires_grad_(),))
+            out, mask = torch.ops.relu_ext.relu_mask(x)
+            torch.library.opcheck(torch.ops.relu_ext.relu_mask_backward.default, (torch.ones_like(x), mask,
+                                                                                  out.stride()))
+
+
 @pytest.mark.parametrize("layout", ["contiguous", "transposed", "channels_last", "stepped"])
 def test_meta_tensors_match_real_strides(layout):
     real = {"contiguous": torch.randn(2, 3, 4, 5), "transposed": torch.randn(2, 3, 4, 5).transpose(0, 3),
@@ -82,6 +98,12 @@ def test_meta_tensors_match_real_strides(layout):
     assert out.shape == real.shape and out.stride() == torch.relu(real).stride()
     grad = torch.ops.relu_ext.relu_backward(torch.empty_like(meta), meta)
     assert grad.stride() == torch.ops.aten.threshold_backward(torch.empty_like(real), real, 0).stride()
+    out, mask = torch.ops.relu_ext.relu_mask(meta)
+    assert out.stride() == torch.relu(real).stride() and mask.shape == ((real.numel() + 7) // 8,)
+    assert torch.ops.relu_ext.relu_mask_(meta).shape == mask.shape
+    for g in (torch.empty_like(meta), torch.empty(real.shape, device="meta")):  # as the result's, and contiguous
+        grad = torch.ops.relu_ext.relu_mask_backward(g, mask, meta.stride())
+        assert grad.stride() == torch.ops.aten.threshold_backward(torch.empty_like(g, device="cpu"), real, 0).stride()
 
 
 # relu_ext.relu / relu_ call a C entry for plain tensors; everything else must reach the ops exactly as through

@@ -106,7 +106,7 @@ def test_every_cpu_instruction_set(capability):
         pytest.skip(f"this CPU has no {capability}")
     script = """
 import torch, relu_ext
-from conftest import DTYPES, make_tensor, assert_same
+from conftest import DTYPES, make_tensor, assert_same, unpack_mask
 print(torch.backends.cpu.get_cpu_capability())
 wide = {torch.uint16, torch.uint32, torch.uint64}  # few torch ops take these: their reference goes through int64
 for dtype in DTYPES:
@@ -119,11 +119,24 @@ for dtype in DTYPES:
         y = x.clone()
         torch.ops.relu_ext.relu_(y)
         assert_same(y, r)
+        out, mask = torch.ops.relu_ext.relu_mask(x)
+        assert_same(out, r)
+        y = x.clone()
+        assert torch.equal(torch.ops.relu_ext.relu_mask_(y), mask)
+        assert_same(y, r)
+        passes = r.to(work) > 0 if not dtype.is_floating_point else ~(r <= 0)
+        assert torch.equal(unpack_mask(mask), torch.cat([passes, passes.new_zeros(-n % 8)]))
         if dtype in wide:
             continue  # torch refuses their backward, and so does relu_ext
         g = make_tensor((n,), dtype, seed=n + 1)
-        assert_same(torch.ops.relu_ext.relu_backward(g, r), torch.where(r <= 0, zero, g))
+        expected = torch.where(r <= 0, zero, g)
+        assert_same(torch.ops.relu_ext.relu_backward(g, r), expected)
         assert_same(torch.ops.relu_ext.relu_backward(g[:1].expand(n), r), torch.where(r <= 0, zero, g[:1].expand(n)))
+        assert_same(torch.ops.relu_ext.relu_mask_backward(g, mask, (1,)), expected)
+        x2 = x.repeat(3, 1).t()  # runs of 3 elements: bits set one at a time, off 64-element boundaries
+        out2, mask2 = torch.ops.relu_ext.relu_mask(x2)
+        g2 = make_tensor(x2.shape, dtype, seed=n + 2)
+        assert_same(torch.ops.relu_ext.relu_mask_backward(g2, mask2, out2.stride()), torch.where(out2 <= 0, zero, g2))
 """
     env = dict(os.environ, ATEN_CPU_CAPABILITY=capability)
     run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,

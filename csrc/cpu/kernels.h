@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "../relu.h"
@@ -29,7 +30,8 @@ struct ReluOp : ReluScalar<T> {
   using ReluScalar<T>::forward;
   using ReluScalar<T>::backward;
   static V forward(V x) { return V::blendv(x, V(S(0)), x < V(S(0))); }
-  static V backward(V g, V r) { return V::blendv(g, V(S(0)), r <= V(S(0))); }
+  static V blocks(V r) { return r <= V(S(0)); }  // all ones where the gradient stops
+  static V backward(V g, V r) { return V::blendv(g, V(S(0)), blocks(r)); }
 };
 
 // float16 and bfloat16 on their int16 bits, as in Bits16ReluScalar.
@@ -41,7 +43,8 @@ struct Bits16ReluOp : ReluScalar<T> {
   using ReluScalar<T>::forward;
   using ReluScalar<T>::backward;
   static V forward(V x) { return V::blendv(x, V(0), (x <= V(kNegInf)) & (x != V(INT16_MIN))); }
-  static V backward(V g, V r) { return V::blendv(g, V(0), (r <= V(kNegInf)) | (r == V(0))); }
+  static V blocks(V r) { return (r <= V(kNegInf)) | (r == V(0)); }
+  static V backward(V g, V r) { return V::blendv(g, V(0), blocks(r)); }
 };
 template <>
 struct ReluOp<c10::Half> : Bits16ReluOp<c10::Half> {};
@@ -53,10 +56,13 @@ struct ReluOp<c10::BFloat16> : Bits16ReluOp<c10::BFloat16> {};
 template <typename T>
 constexpr bool kVectorized = !(std::is_unsigned_v<T> && sizeof(T) > 1);
 
-// Calls inner(ptrs, inner_strides, n) on each run of the innermost dim, in parallel over the flat index range.
+// Calls inner(ptrs, inner_strides, n, flat_index) on each run of the innermost dim, in parallel over the flat index
+// range, which each thread takes in pieces that start at a multiple of `align`.
 template <int N, typename S, typename Inner>
-void for_each_run(const ElementwisePlan& p, const Inner& inner) {
-  at::parallel_for(0, p.numel, kGrainSize, [&](int64_t begin, int64_t end) {
+void for_each_run(const ElementwisePlan& p, const Inner& inner, int64_t align = 1) {
+  const int64_t pieces = (p.numel + align - 1) / align;
+  at::parallel_for(0, pieces, std::max<int64_t>(1, kGrainSize / align), [&](int64_t piece_begin, int64_t piece_end) {
+    const int64_t begin = piece_begin * align, end = std::min(p.numel, piece_end * align);
     const int ndim = p.ndim();
     c10::DimVector index(ndim);
     S* ptr[N];
@@ -71,10 +77,10 @@ void for_each_run(const ElementwisePlan& p, const Inner& inner) {
       rest /= p.sizes[d];
       for (int k = 0; k < N; ++k) ptr[k] += index[d] * p.strides[k][d];
     }
-    for (int64_t todo = end - begin; todo > 0;) {
-      const int64_t n = std::min(todo, p.sizes[0] - index[0]);
-      inner(ptr, inner_stride, n);
-      todo -= n;
+    for (int64_t flat = begin; flat < end;) {
+      const int64_t n = std::min(end - flat, p.sizes[0] - index[0]);
+      inner(ptr, inner_stride, n, flat);
+      flat += n;
       for (int k = 0; k < N; ++k) ptr[k] += n * p.strides[k][0];
       index[0] += n;
       for (int d = 0; d + 1 < ndim && index[d] == p.sizes[d]; ++d) {  // carry into the next dim
@@ -91,7 +97,7 @@ template <typename T>
 void relu_forward_kernel(const ElementwisePlan& plan) {
   using Op = ReluOp<T>;
   using S = typename Op::S;
-  for_each_run<2, S>(plan, [](S* const* ptr, const int64_t* stride, int64_t n) {
+  for_each_run<2, S>(plan, [](S* const* ptr, const int64_t* stride, int64_t n, int64_t) {
     S* out = ptr[0];
     const S* in = ptr[1];
     if (stride[0] == 1 && stride[1] == 1) {
@@ -118,7 +124,7 @@ template <typename T>
 void relu_backward_kernel(const ElementwisePlan& plan) {
   using Op = ReluOp<T>;
   using S = typename Op::S;
-  for_each_run<3, S>(plan, [](S* const* ptr, const int64_t* stride, int64_t n) {
+  for_each_run<3, S>(plan, [](S* const* ptr, const int64_t* stride, int64_t n, int64_t) {
     S* out = ptr[0];
     const S* grad = ptr[1];
     const S* result = ptr[2];
@@ -141,6 +147,213 @@ void relu_backward_kernel(const ElementwisePlan& plan) {
   });
 }
 
+
+// The 1-bit mask (relu.h: empty_mask). Each thread takes pieces of 64 elements, so that no two write one byte; a
+// piece of 64 contiguous elements is whole vectors and one 8-byte store of bits.
+constexpr int64_t kMaskPiece = 64;
+
+inline bool mask_bit(const uint8_t* mask, int64_t i) { return (mask[i >> 3] >> (i & 7)) & 1; }
+inline void set_mask_bit(uint8_t* mask, int64_t i, bool bit) {
+  const int shift = static_cast<int>(i & 7);
+  mask[i >> 3] = static_cast<uint8_t>((mask[i >> 3] & ~(1u << shift)) | (static_cast<unsigned>(bit) << shift));
+}
+
+// Between vector lanes and one bit a lane (lane j: bit j), with the instructions for it: AVX-512 compares into and
+// selects by mask registers; AVX2 gathers sign bits (movemask) and compares each lane against its own bit.
+#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
+#define RELU_EXT_MASK_VECTORS 1  // without, bits are packed and expanded one element at a time
+#endif
+#if defined(CPU_CAPABILITY_AVX512)
+using Raw = __m512i;
+
+// Bit j set where lane j of r blocks the gradient (r <= 0, as ReluOp::blocks), compared straight into a mask
+// register.
+template <typename T, typename V>
+uint64_t blocked_bits(const V& r) {
+  using S = typename V::value_type;
+  const __m512i zero = _mm512_setzero_si512();
+  if constexpr (std::is_same_v<T, c10::Half> || std::is_same_v<T, c10::BFloat16>) {
+    return _mm512_cmple_epi16_mask(r, _mm512_set1_epi16(ReluOp<T>::kNegInf)) | _mm512_cmpeq_epi16_mask(r, zero);
+  } else if constexpr (std::is_same_v<S, float>) {
+    return _mm512_cmp_ps_mask(r, _mm512_setzero_ps(), _CMP_LE_OQ);
+  } else if constexpr (std::is_same_v<S, double>) {
+    return _mm512_cmp_pd_mask(r, _mm512_setzero_pd(), _CMP_LE_OQ);
+  } else if constexpr (std::is_unsigned_v<S>) {
+    return _mm512_cmpeq_epi8_mask(r, zero);  // uint8, the one unsigned type with vectors here
+  } else if constexpr (sizeof(S) == 1) {
+    return _mm512_cmple_epi8_mask(r, zero);
+  } else if constexpr (sizeof(S) == 2) {
+    return _mm512_cmple_epi16_mask(r, zero);
+  } else if constexpr (sizeof(S) == 4) {
+    return _mm512_cmple_epi32_mask(r, zero);
+  } else {
+    return _mm512_cmple_epi64_mask(r, zero);
+  }
+}
+
+template <typename S>
+Raw keep_lanes(uint64_t bits, Raw v) {  // v where the lane's bit is set, zero elsewhere
+  if constexpr (sizeof(S) == 1) return _mm512_maskz_mov_epi8(bits, v);
+  if constexpr (sizeof(S) == 2) return _mm512_maskz_mov_epi16(static_cast<__mmask32>(bits), v);
+  if constexpr (sizeof(S) == 4) return _mm512_maskz_mov_epi32(static_cast<__mmask16>(bits), v);
+  if constexpr (sizeof(S) == 8) return _mm512_maskz_mov_epi64(static_cast<__mmask8>(bits), v);
+}
+#elif defined(CPU_CAPABILITY_AVX2)
+using Raw = __m256i;
+
+template <typename S>
+uint64_t lane_bits(Raw v) {
+  if constexpr (sizeof(S) == 1) return static_cast<uint32_t>(_mm256_movemask_epi8(v));
+  if constexpr (sizeof(S) == 4) return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(v)));
+  if constexpr (sizeof(S) == 8) return static_cast<uint32_t>(_mm256_movemask_pd(_mm256_castsi256_pd(v)));
+  if constexpr (sizeof(S) == 2) {  // two equal bits a lane from the byte gather: keep every other one
+    uint64_t x = (static_cast<uint32_t>(_mm256_movemask_epi8(v)) >> 1) & 0x55555555u;
+    x = (x | (x >> 1)) & 0x33333333u;
+    x = (x | (x >> 2)) & 0x0F0F0F0Fu;
+    x = (x | (x >> 4)) & 0x00FF00FFu;
+    return (x | (x >> 8)) & 0x0000FFFFu;
+  }
+}
+
+template <typename S>
+Raw keep_lanes(uint64_t bits, Raw v) {
+  Raw lane_bit, spread;  // each lane's own bit, and the bits copied so that each lane holds its own
+  if constexpr (sizeof(S) == 1) {
+    spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)),
+                                 _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                                  2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+    lane_bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
+    return _mm256_and_si256(v, _mm256_cmpeq_epi8(_mm256_and_si256(spread, lane_bit), lane_bit));
+  }
+  if constexpr (sizeof(S) == 2) {
+    spread = _mm256_set1_epi16(static_cast<int16_t>(bits));
+    lane_bit = _mm256_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, INT16_MIN);
+    return _mm256_and_si256(v, _mm256_cmpeq_epi16(_mm256_and_si256(spread, lane_bit), lane_bit));
+  }
+  if constexpr (sizeof(S) == 4) {
+    spread = _mm256_set1_epi32(static_cast<int>(bits));
+    lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_and_si256(v, _mm256_cmpeq_epi32(_mm256_and_si256(spread, lane_bit), lane_bit));
+  }
+  if constexpr (sizeof(S) == 8) {
+    spread = _mm256_set1_epi64x(static_cast<int64_t>(bits));
+    lane_bit = _mm256_setr_epi64x(1, 2, 4, 8);
+    return _mm256_and_si256(v, _mm256_cmpeq_epi64(_mm256_and_si256(spread, lane_bit), lane_bit));
+  }
+}
+#endif
+
+#ifdef RELU_EXT_MASK_VECTORS
+// A vector's register as integer lanes, and back (no instruction: a cast between register types).
+template <typename V>
+Raw raw(const V& v) {
+  using S = typename V::value_type;
+#if defined(CPU_CAPABILITY_AVX512)
+  if constexpr (std::is_same_v<S, float>) return _mm512_castps_si512(v);
+  else if constexpr (std::is_same_v<S, double>) return _mm512_castpd_si512(v);
+#else
+  if constexpr (std::is_same_v<S, float>) return _mm256_castps_si256(v);
+  else if constexpr (std::is_same_v<S, double>) return _mm256_castpd_si256(v);
+#endif
+  else return v;
+}
+template <typename V>
+V from_raw(Raw r) {
+  using S = typename V::value_type;
+#if defined(CPU_CAPABILITY_AVX512)
+  if constexpr (std::is_same_v<S, float>) return V(_mm512_castsi512_ps(r));
+  else if constexpr (std::is_same_v<S, double>) return V(_mm512_castsi512_pd(r));
+#else
+  if constexpr (std::is_same_v<S, float>) return V(_mm256_castsi256_ps(r));
+  else if constexpr (std::is_same_v<S, double>) return V(_mm256_castsi256_pd(r));
+#endif
+  else return V(r);
+}
+#endif
+
+#if defined(CPU_CAPABILITY_AVX2)
+template <typename T, typename V>
+uint64_t blocked_bits(const V& r) {  // as the AVX-512 one: at::vec's compare, then the sign bits
+  return lane_bits<typename V::value_type>(raw(ReluOp<T>::blocks(r)));
+}
+#endif
+
+// out = relu(in), and the mask of !(out <= 0), bit by flat index.
+template <typename T>
+void relu_mask_forward_kernel(const ElementwisePlan& plan, uint8_t* mask) {
+  using Op = ReluOp<T>;
+  using S = typename Op::S;
+  for_each_run<2, S>(plan, [mask](S* const* ptr, const int64_t* stride, int64_t n, int64_t index) {
+    S* out = ptr[0];
+    const S* in = ptr[1];
+    int64_t i = 0;
+    if (stride[0] == 1 && stride[1] == 1) {
+#ifdef RELU_EXT_MASK_VECTORS
+      if constexpr (kVectorized<T>) {
+        using V = typename Op::V;
+        constexpr int W = V::size();
+        for (; i < n && (index + i) % kMaskPiece != 0; ++i) {
+          out[i] = Op::forward(in[i]);
+          set_mask_bit(mask, index + i, Op::passes(out[i]));
+        }
+        for (; i + kMaskPiece <= n; i += kMaskPiece) {
+          uint64_t bits = 0;
+          for (int j = 0; j < kMaskPiece; j += W) {
+            // Tested on the input, off the forward's path: relu changes only values that block, into ones that do.
+            const V x = V::loadu(in + i + j);
+            Op::forward(x).store(out + i + j);
+            bits |= blocked_bits<T>(x) << j;
+          }
+          bits = ~bits;
+          std::memcpy(mask + (index + i) / 8, &bits, sizeof bits);
+        }
+      }
+#endif
+      for (; i < n; ++i) {
+        out[i] = Op::forward(in[i]);
+        set_mask_bit(mask, index + i, Op::passes(out[i]));
+      }
+    } else {
+      for (; i < n; ++i) {
+        const S r = Op::forward(in[i * stride[1]]);
+        out[i * stride[0]] = r;
+        set_mask_bit(mask, index + i, Op::passes(r));
+      }
+    }
+  }, kMaskPiece);
+}
+
+// out = grad where the mask's bit is set, else 0; the plan's flat index is the bit index.
+template <typename T>
+void relu_mask_backward_kernel(const ElementwisePlan& plan, const uint8_t* mask) {
+  using Op = ReluOp<T>;
+  using S = typename Op::S;
+  for_each_run<2, S>(plan, [mask](S* const* ptr, const int64_t* stride, int64_t n, int64_t index) {
+    S* out = ptr[0];
+    const S* grad = ptr[1];
+    int64_t i = 0;
+    if (stride[0] == 1 && stride[1] == 1) {
+#ifdef RELU_EXT_MASK_VECTORS
+      if constexpr (kVectorized<T>) {
+        using V = typename Op::V;
+        constexpr int W = V::size();
+        for (; i < n && (index + i) % kMaskPiece != 0; ++i) out[i] = mask_bit(mask, index + i) ? grad[i] : S(0);
+        for (; i + kMaskPiece <= n; i += kMaskPiece) {
+          uint64_t bits;
+          std::memcpy(&bits, mask + (index + i) / 8, sizeof bits);
+          for (int j = 0; j < kMaskPiece; j += W) {
+            from_raw<V>(keep_lanes<S>(bits >> j, raw(V::loadu(grad + i + j)))).store(out + i + j);
+          }
+        }
+      }
+#endif
+      for (; i < n; ++i) out[i] = mask_bit(mask, index + i) ? grad[i] : S(0);
+    } else {
+      for (; i < n; ++i) out[i * stride[0]] = mask_bit(mask, index + i) ? grad[i * stride[1]] : S(0);
+    }
+  }, kMaskPiece);
+}
+
 void forward(const ElementwisePlan& plan, at::ScalarType dtype) {
   dispatch_dtype(dtype, [&](auto tag) { relu_forward_kernel<decltype(tag)>(plan); });
 }
@@ -149,8 +362,16 @@ void backward(const ElementwisePlan& plan, at::ScalarType dtype) {
   dispatch_dtype(dtype, [&](auto tag) { relu_backward_kernel<decltype(tag)>(plan); });
 }
 
+void forward_mask(const ElementwisePlan& plan, uint8_t* mask, at::ScalarType dtype) {
+  dispatch_dtype(dtype, [&](auto tag) { relu_mask_forward_kernel<decltype(tag)>(plan, mask); });
+}
+
+void backward_mask(const ElementwisePlan& plan, const uint8_t* mask, at::ScalarType dtype) {
+  dispatch_dtype(dtype, [&](auto tag) { relu_mask_backward_kernel<decltype(tag)>(plan, mask); });
+}
+
 extern const Kernels kernels;
-const Kernels kernels = {&forward, &backward};
+const Kernels kernels = {&forward, &backward, &forward_mask, &backward_mask};
 
 }  // namespace CPU_CAPABILITY
 }  // namespace cpu

@@ -3,6 +3,7 @@
 #include <torch/library.h>
 
 #include <string>
+#include <tuple>
 
 #include "../relu.h"
 #include "kernels_api.h"
@@ -58,12 +59,43 @@ static at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor&
   return grad_input;
 }
 
+static std::tuple<at::Tensor, at::Tensor> relu_mask(const at::Tensor& self) {
+  check_relu_input(self, "relu_mask");
+  at::Tensor out = empty_like_elementwise({&self});
+  at::Tensor mask = empty_mask(out);
+  if (out.numel() != 0) kernels().forward_mask(make_plan({&out, &self}), mask.data_ptr<uint8_t>(), self.scalar_type());
+  return {out, mask};
+}
+
+static at::Tensor relu_mask_(const at::Tensor& self) {
+  check_relu_input(self, "relu_mask_");
+  check_no_internal_overlap(self);
+  self.unsafeGetTensorImpl()->bump_version();
+  at::Tensor mask = empty_mask(self);
+  if (self.numel() != 0) kernels().forward_mask(make_plan({&self, &self}), mask.data_ptr<uint8_t>(), self.scalar_type());
+  return mask;
+}
+
+static at::Tensor relu_mask_backward(const at::Tensor& grad_output, const at::Tensor& mask,
+                                     c10::IntArrayRef result_stride) {
+  check_mask_backward_inputs(grad_output, mask, static_cast<int64_t>(result_stride.size()));
+  at::Tensor grad_input = empty_mask_grad(grad_output, result_stride);
+  if (grad_input.numel() != 0) {
+    kernels().backward_mask(make_plan({&grad_input, &grad_output}), mask.const_data_ptr<uint8_t>(),
+                            grad_output.scalar_type());
+  }
+  return grad_input;
+}
+
 }  // namespace cpu
 
 TORCH_LIBRARY_IMPL(relu_ext, CPU, m) {
   m.impl("relu", &cpu::relu);
   m.impl("relu_", &cpu::relu_);
   m.impl("relu_backward", &cpu::relu_backward);
+  m.impl("relu_mask", &cpu::relu_mask);
+  m.impl("relu_mask_", &cpu::relu_mask_);
+  m.impl("relu_mask_backward", &cpu::relu_mask_backward);
 }
 
 }  // namespace relu_ext

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <tuple>
 
 #include "../relu.h"
 
@@ -165,6 +166,129 @@ void launch_elementwise(const ElementwisePlan& plan) {
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
+
+// The 1-bit mask (relu.h: empty_mask), bit i of element i in the plan's order, packed a 32-bit word a warp with
+// no atomics: each word is written whole by one thread, and the last one, if partial, byte by byte.
+constexpr unsigned kFullWarp = 0xffffffffu;
+
+__device__ __forceinline__ void store_mask_word(uint8_t* mask, int64_t word, uint32_t bits, int64_t numel) {
+  const int64_t first = word * 32;
+  if (first + 32 <= numel) {
+    reinterpret_cast<uint32_t*>(mask)[word] = bits;
+  } else {
+    for (int64_t b = 0; b * 8 < numel - first; ++b) mask[word * 4 + b] = static_cast<uint8_t>(bits >> (8 * b));
+  }
+}
+
+__device__ __forceinline__ uint32_t load_mask_word(const uint8_t* mask, int64_t word, int64_t numel) {
+  const int64_t first = word * 32;
+  if (first + 32 <= numel) return reinterpret_cast<const uint32_t*>(mask)[word];
+  uint32_t bits = 0;
+  for (int64_t b = 0; b * 8 < numel - first; ++b) bits |= static_cast<uint32_t>(mask[word * 4 + b]) << (8 * b);
+  return bits;
+}
+
+// Any layout, one element a lane: a warp takes 32 consecutive flat indices, and its ballot is their mask word.
+// kForward: out = relu(in) and the mask; else out = the bit ? in (the gradient) : 0.
+template <typename T, bool kForward, typename S, typename Index>
+__global__ void mask_strided_kernel(const DevicePlan p, uint8_t* mask) {
+  const int64_t lane = threadIdx.x % 32;
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / 32);
+  for (int64_t word = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32; word * 32 < p.numel;
+       word += warps) {
+    const int64_t i = word * 32 + lane;
+    const bool valid = i < p.numel;
+    Index offset[2] = {};
+    Index rest = static_cast<Index>(valid ? i : 0);
+    for (int d = 0; d < p.ndim; ++d) {
+      const Index size = static_cast<Index>(p.sizes[d]);
+      const Index index = rest % size;
+      rest /= size;
+      offset[0] += index * static_cast<Index>(p.strides[0][d]);
+      offset[1] += index * static_cast<Index>(p.strides[1][d]);
+    }
+    S* out = static_cast<S*>(p.data[0]);
+    const S* in = static_cast<const S*>(p.data[1]);
+    if constexpr (kForward) {
+      const S r = valid ? ReluScalar<T>::forward(in[offset[1]]) : S(0);
+      if (valid) out[offset[0]] = r;
+      const uint32_t bits = __ballot_sync(kFullWarp, valid && ReluScalar<T>::passes(r));
+      if (lane == 0) store_mask_word(mask, word, bits, p.numel);
+    } else if (valid) {
+      const uint32_t bits = load_mask_word(mask, word, p.numel);
+      out[offset[0]] = (bits >> lane) & 1 ? in[offset[1]] : S(0);
+    }
+  }
+}
+
+// Flat, 16-byte-aligned operands: 16-byte packs, a pack's bits are contiguous in its word and the lanes that share
+// a word gather them with shuffles. Covers the whole words (numel rounded down to a multiple of 32).
+template <typename T, bool kForward, typename S>
+__global__ void mask_flat_kernel(S* out, const S* in, uint8_t* mask, int64_t npacks) {
+  using P = Pack<S>;
+  constexpr int kPacksPerWord = 32 / P::kSize;
+  const int lane = threadIdx.x % 32;
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  // Warp-uniform bounds (npacks is a multiple of kPacksPerWord), so every lane reaches the shuffles.
+  for (int64_t base = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x - lane; base < npacks;
+       base += step) {
+    const int64_t i = base + lane;
+    const bool valid = i < npacks;
+    const int shift = (lane % kPacksPerWord) * P::kSize;
+    if constexpr (kForward) {
+      uint32_t bits = 0;
+      if (valid) {
+        const P x = reinterpret_cast<const P*>(in)[i];
+        P r;
+#pragma unroll
+        for (int j = 0; j < P::kSize; ++j) {
+          r.v[j] = ReluScalar<T>::forward(x.v[j]);
+          bits |= static_cast<uint32_t>(ReluScalar<T>::passes(r.v[j])) << (shift + j);
+        }
+        reinterpret_cast<P*>(out)[i] = r;
+      }
+#pragma unroll
+      for (int width = 1; width < kPacksPerWord; width *= 2) bits |= __shfl_xor_sync(kFullWarp, bits, width);
+      if (valid && lane % kPacksPerWord == 0) reinterpret_cast<uint32_t*>(mask)[i / kPacksPerWord] = bits;
+    } else if (valid) {
+      const uint32_t bits = reinterpret_cast<const uint32_t*>(mask)[i / kPacksPerWord] >> shift;
+      const P g = reinterpret_cast<const P*>(in)[i];
+      P r;
+#pragma unroll
+      for (int j = 0; j < P::kSize; ++j) r.v[j] = (bits >> j) & 1 ? g.v[j] : S(0);
+      reinterpret_cast<P*>(out)[i] = r;
+    }
+  }
+}
+
+template <typename T, bool kForward>
+void launch_mask(const ElementwisePlan& plan, uint8_t* mask) {
+  using S = typename ReluScalar<T>::S;
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  DevicePlan p = device_plan(plan);
+  const bool flat = p.ndim == 1 && p.strides[0][0] == 1 && p.strides[1][0] == 1;
+  const bool aligned = reinterpret_cast<uintptr_t>(p.data[0]) % 16 == 0 && reinterpret_cast<uintptr_t>(p.data[1]) % 16 == 0;
+  const int64_t body = flat && aligned ? p.numel / 32 * 32 : 0;  // elements in whole words
+  if (body > 0) {
+    const int64_t npacks = body / Pack<S>::kSize;
+    mask_flat_kernel<T, kForward><<<grid_for(npacks), kThreads, 0, stream>>>(
+        static_cast<S*>(p.data[0]), static_cast<const S*>(p.data[1]), mask, npacks);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    if (body == p.numel) return;
+    // The rest (under 32 elements, a partial word): one warp of the general kernel on a plan that starts there.
+    p.numel -= body;
+    p.data[0] = static_cast<S*>(p.data[0]) + body;
+    p.data[1] = static_cast<S*>(p.data[1]) + body;
+    mask += body / 8;
+  }
+  if (fits_int32(p, 2)) {
+    mask_strided_kernel<T, kForward, S, int32_t><<<grid_for(p.numel), kThreads, 0, stream>>>(p, mask);
+  } else {
+    mask_strided_kernel<T, kForward, S, int64_t><<<grid_for(p.numel), kThreads, 0, stream>>>(p, mask);
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
 static at::Tensor relu(const at::Tensor& self) {
   check_relu_input(self, "relu");
   const c10::cuda::CUDAGuard guard(self.device());
@@ -198,12 +322,53 @@ static at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor&
   return grad_input;
 }
 
+static std::tuple<at::Tensor, at::Tensor> relu_mask(const at::Tensor& self) {
+  check_relu_input(self, "relu_mask");
+  const c10::cuda::CUDAGuard guard(self.device());
+  at::Tensor out = empty_like_elementwise({&self});
+  at::Tensor mask = empty_mask(out);
+  if (out.numel() == 0) return {out, mask};
+  const ElementwisePlan plan = make_plan({&out, &self});
+  check_dims(plan);
+  dispatch_dtype(self.scalar_type(), [&](auto tag) { launch_mask<decltype(tag), true>(plan, mask.data_ptr<uint8_t>()); });
+  return {out, mask};
+}
+
+static at::Tensor relu_mask_(const at::Tensor& self) {
+  check_relu_input(self, "relu_mask_");
+  check_no_internal_overlap(self);
+  const c10::cuda::CUDAGuard guard(self.device());
+  const ElementwisePlan plan = make_plan({&self, &self});
+  check_dims(plan);
+  self.unsafeGetTensorImpl()->bump_version();
+  at::Tensor mask = empty_mask(self);
+  if (self.numel() == 0) return mask;
+  dispatch_dtype(self.scalar_type(), [&](auto tag) { launch_mask<decltype(tag), true>(plan, mask.data_ptr<uint8_t>()); });
+  return mask;
+}
+
+static at::Tensor relu_mask_backward(const at::Tensor& grad_output, const at::Tensor& mask,
+                                     c10::IntArrayRef result_stride) {
+  check_mask_backward_inputs(grad_output, mask, static_cast<int64_t>(result_stride.size()));
+  const c10::cuda::CUDAGuard guard(grad_output.device());
+  at::Tensor grad_input = empty_mask_grad(grad_output, result_stride);
+  if (grad_input.numel() == 0) return grad_input;
+  const ElementwisePlan plan = make_plan({&grad_input, &grad_output});
+  check_dims(plan);
+  uint8_t* bits = const_cast<uint8_t*>(mask.const_data_ptr<uint8_t>());  // read only (kForward false)
+  dispatch_dtype(grad_output.scalar_type(), [&](auto tag) { launch_mask<decltype(tag), false>(plan, bits); });
+  return grad_input;
+}
+
 }  // namespace cuda
 
 TORCH_LIBRARY_IMPL(relu_ext, CUDA, m) {
   m.impl("relu", &cuda::relu);
   m.impl("relu_", &cuda::relu_);
   m.impl("relu_backward", &cuda::relu_backward);
+  m.impl("relu_mask", &cuda::relu_mask);
+  m.impl("relu_mask_", &cuda::relu_mask_);
+  m.impl("relu_mask_backward", &cuda::relu_mask_backward);
 }
 
 }  // namespace relu_ext
