@@ -166,28 +166,38 @@ inline void set_mask_bit(uint8_t* mask, int64_t i, bool bit) {
 #if defined(CPU_CAPABILITY_AVX512)
 using Raw = __m512i;
 
-// Bit j set where lane j of r blocks the gradient (r <= 0, as ReluOp::blocks), compared straight into a mask
-// register.
+// relu(x), and bit j set where lane j blocks the gradient (x <= 0, the same lanes as relu(x) <= 0: relu changes only
+// lanes that block, into ones that do), from compares straight into mask registers.
 template <typename T, typename V>
-uint64_t blocked_bits(const V& r) {
+V relu_and_blocked(const V& x, uint64_t& blocked) {
   using S = typename V::value_type;
   const __m512i zero = _mm512_setzero_si512();
   if constexpr (std::is_same_v<T, c10::Half> || std::is_same_v<T, c10::BFloat16>) {
-    return _mm512_cmple_epi16_mask(r, _mm512_set1_epi16(ReluOp<T>::kNegInf)) | _mm512_cmpeq_epi16_mask(r, zero);
+    const __mmask32 le_neg_inf = _mm512_cmple_epi16_mask(x, _mm512_set1_epi16(ReluOp<T>::kNegInf));
+    blocked = le_neg_inf | _mm512_cmpeq_epi16_mask(x, zero);
+    const __mmask32 negative = le_neg_inf & ~_mm512_cmpeq_epi16_mask(x, _mm512_set1_epi16(INT16_MIN));  // not -0.0
+    return V(_mm512_mask_mov_epi16(x, negative, zero));
   } else if constexpr (std::is_same_v<S, float>) {
-    return _mm512_cmp_ps_mask(r, _mm512_setzero_ps(), _CMP_LE_OQ);
+    blocked = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LE_OQ);
+    return V(_mm512_mask_mov_ps(x, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_setzero_ps()));
   } else if constexpr (std::is_same_v<S, double>) {
-    return _mm512_cmp_pd_mask(r, _mm512_setzero_pd(), _CMP_LE_OQ);
-  } else if constexpr (std::is_unsigned_v<S>) {
-    return _mm512_cmpeq_epi8_mask(r, zero);  // uint8, the one unsigned type with vectors here
+    blocked = _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_LE_OQ);
+    return V(_mm512_mask_mov_pd(x, _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_LT_OQ), _mm512_setzero_pd()));
+  } else if constexpr (std::is_unsigned_v<S>) {  // uint8, the one unsigned type with vectors here
+    blocked = _mm512_cmpeq_epi8_mask(x, zero);
+    return x;
   } else if constexpr (sizeof(S) == 1) {
-    return _mm512_cmple_epi8_mask(r, zero);
+    blocked = _mm512_cmple_epi8_mask(x, zero);
+    return V(_mm512_mask_mov_epi8(x, _mm512_cmplt_epi8_mask(x, zero), zero));
   } else if constexpr (sizeof(S) == 2) {
-    return _mm512_cmple_epi16_mask(r, zero);
+    blocked = _mm512_cmple_epi16_mask(x, zero);
+    return V(_mm512_mask_mov_epi16(x, _mm512_cmplt_epi16_mask(x, zero), zero));
   } else if constexpr (sizeof(S) == 4) {
-    return _mm512_cmple_epi32_mask(r, zero);
+    blocked = _mm512_cmple_epi32_mask(x, zero);
+    return V(_mm512_mask_mov_epi32(x, _mm512_cmplt_epi32_mask(x, zero), zero));
   } else {
-    return _mm512_cmple_epi64_mask(r, zero);
+    blocked = _mm512_cmple_epi64_mask(x, zero);
+    return V(_mm512_mask_mov_epi64(x, _mm512_cmplt_epi64_mask(x, zero), zero));
   }
 }
 
@@ -273,8 +283,9 @@ V from_raw(Raw r) {
 
 #if defined(CPU_CAPABILITY_AVX2)
 template <typename T, typename V>
-uint64_t blocked_bits(const V& r) {  // as the AVX-512 one: at::vec's compare, then the sign bits
-  return lane_bits<typename V::value_type>(raw(ReluOp<T>::blocks(r)));
+V relu_and_blocked(const V& x, uint64_t& blocked) {  // as the AVX-512 one, with at::vec's compare and a movemask
+  blocked = lane_bits<typename V::value_type>(raw(ReluOp<T>::blocks(x)));
+  return ReluOp<T>::forward(x);
 }
 #endif
 
@@ -299,10 +310,9 @@ void relu_mask_forward_kernel(const ElementwisePlan& plan, uint8_t* mask) {
         for (; i + kMaskPiece <= n; i += kMaskPiece) {
           uint64_t bits = 0;
           for (int j = 0; j < kMaskPiece; j += W) {
-            // Tested on the input, off the forward's path: relu changes only values that block, into ones that do.
-            const V x = V::loadu(in + i + j);
-            Op::forward(x).store(out + i + j);
-            bits |= blocked_bits<T>(x) << j;
+            uint64_t blocked;
+            relu_and_blocked<T>(V::loadu(in + i + j), blocked).store(out + i + j);
+            bits |= blocked << j;
           }
           bits = ~bits;
           std::memcpy(mask + (index + i) / 8, &bits, sizeof bits);
