@@ -19,4 +19,4 @@ export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktra
 python -c 'import relu_ext, sys; print("sanitized build:", relu_ext.__file__); sys.exit(relu_ext.WITH_CUDA)'
 python -m pytest -q -p no:cacheprovider -m "not huge" -k "not cuda" \
   "$repo/tests/test_parity.py" "$repo/tests/test_fuzz.py" "$repo/tests/test_errors.py" "$repo/tests/test_autograd.py" \
-  "$repo/tests/test_autograd_modes.py" "$repo/tests/test_layouts.py"
+  "$repo/tests/test_autograd_modes.py" "$repo/tests/test_layouts.py" "$repo/tests/test_mask.py"
