@@ -55,6 +55,19 @@ static void check_input(const at::Tensor& self, const char* op, bool backward) {
 
 void check_relu_input(const at::Tensor& self, const char* op) { check_input(self, op, /*backward=*/false); }
 
+// The mask forms keep a gradient's mask, so they take what autograd differentiates: relu on other dtypes saves
+// nothing, and relu_ext.relu(x, save_mask=True) runs plain relu there.
+static void check_floating(at::ScalarType dtype, const char* op) {
+  TORCH_CHECK_NOT_IMPLEMENTED(at::isFloatingType(dtype), "relu_ext.", op, ": the mask ops take floating-point ",
+                              "tensors (got ", dtype_name(dtype), "), as only those have gradients; use ",
+                              "relu_ext::relu for other dtypes");
+}
+
+void check_relu_mask_input(const at::Tensor& self, const char* op) {
+  check_input(self, op, /*backward=*/false);
+  check_floating(self.scalar_type(), op);
+}
+
 void check_relu_backward_inputs(const at::Tensor& grad_output, const at::Tensor& result) {
   check_input(grad_output, "relu_backward (grad_output)", /*backward=*/true);
   check_input(result, "relu_backward (result)", /*backward=*/true);
@@ -71,6 +84,7 @@ void check_relu_backward_inputs(const at::Tensor& grad_output, const at::Tensor&
 
 void check_mask_backward_inputs(const at::Tensor& grad_output, const at::Tensor& mask, int64_t result_ndim) {
   check_input(grad_output, "relu_mask_backward (grad_output)", /*backward=*/true);
+  check_floating(grad_output.scalar_type(), "relu_mask_backward (grad_output)");
   const char* fix = "; pass the mask relu_ext::relu_mask returned for this gradient's output";
   TORCH_CHECK(mask.defined(), "relu_ext.relu_mask_backward: got an undefined mask", fix);
   TORCH_CHECK(mask.scalar_type() == at::kByte && mask.layout() == at::kStrided && mask.dim() == 1 &&

@@ -77,6 +77,16 @@ PyObject* py_check_relu_input(PyObject* /*module*/, PyObject* args) {
   END_HANDLE_TH_ERRORS
 }
 
+PyObject* py_check_relu_mask_input(PyObject* /*module*/, PyObject* args) {
+  HANDLE_TH_ERRORS
+  PyObject* tensor;
+  const char* op;
+  if (!PyArg_ParseTuple(args, "Os", &tensor, &op)) return nullptr;
+  check_relu_mask_input(THPVariable_Unpack(tensor), op);
+  Py_RETURN_NONE;
+  END_HANDLE_TH_ERRORS
+}
+
 PyObject* py_check_relu_backward_inputs(PyObject* /*module*/, PyObject* args) {
   HANDLE_TH_ERRORS
   PyObject *grad_output, *result;
@@ -116,6 +126,7 @@ PyMethodDef methods[] = {
     {"_check_relu_input", py_check_relu_input, METH_VARARGS, "the kernels' input check (tensor, op name)"},
     {"_check_relu_backward_inputs", py_check_relu_backward_inputs, METH_VARARGS,
      "the backward kernel's input check (grad_output, result)"},
+    {"_check_relu_mask_input", py_check_relu_mask_input, METH_VARARGS, "the mask ops' input check (tensor, op name)"},
     {"_check_mask_backward_inputs", py_check_mask_backward_inputs, METH_VARARGS,
      "relu_mask_backward's input check (grad_output, mask, number of result strides)"},
     {"_set_wide_unsigned_supported", py_set_wide_unsigned_supported, METH_VARARGS,

@@ -36,6 +36,18 @@ void dispatch_dtype(at::ScalarType dtype, F&& f) {
   }
 }
 
+// The floating-point part of that list: the mask forms exist for what autograd can differentiate.
+template <typename F>
+void dispatch_floating_dtype(at::ScalarType dtype, F&& f) {
+  switch (dtype) {
+    case at::kFloat: return f(float{});
+    case at::kDouble: return f(double{});
+    case at::kHalf: return f(c10::Half{});
+    case at::kBFloat16: return f(c10::BFloat16{});
+    default: TORCH_INTERNAL_ASSERT(false, "relu_ext: dtype ", dtype, " reached a mask kernel unchecked");
+  }
+}
+
 // The rules per element, on the storage type S, for the CPU and CUDA kernels alike. `x < 0` is false for NaN and
 // -0.0, so both pass through, as in torch.relu. The backward is torch's threshold backward at 0: the gradient
 // passes where !(result <= 0), so a NaN result passes it; the 1-bit mask holds exactly that test.
@@ -69,9 +81,10 @@ struct ReluScalar<c10::BFloat16> : Bits16ReluScalar<static_cast<int16_t>(0xFF80)
 
 // Checks shared by every entry point and the fake kernels; each raises before anything is written.
 void check_relu_input(const at::Tensor& self, const char* op);
+void check_relu_mask_input(const at::Tensor& self, const char* op);  // as relu's, floating-point dtypes only
 void check_relu_backward_inputs(const at::Tensor& grad_output, const at::Tensor& result);
 void check_no_internal_overlap(const at::Tensor& self);
-// relu_mask_backward: grad_output as relu_backward's, a uint8 mask of ceil(numel / 8) bytes, one stride per dim.
+// relu_mask_backward: a floating-point grad_output, a uint8 mask of ceil(numel / 8) bytes, one stride per dim.
 void check_mask_backward_inputs(const at::Tensor& grad_output, const at::Tensor& mask, int64_t result_ndim);
 // torch.relu accepts uint16/32/64 from torch 2.15 on (its threshold backward does not, there): relu_ext/_loader.py
 // asks the installed torch at import.

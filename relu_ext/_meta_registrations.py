@@ -36,13 +36,13 @@ def _empty_mask(like):
 
 @torch.library.register_fake("relu_ext::relu_mask")
 def _relu_mask_fake(self):
-    _C._check_relu_input(self, "relu_mask")
+    _C._check_relu_mask_input(self, "relu_mask")
     return torch.ops.aten.relu.default(self), _empty_mask(self)
 
 
 @torch.library.register_fake("relu_ext::relu_mask_")
 def _relu_mask__fake(self):
-    _C._check_relu_input(self, "relu_mask_")
+    _C._check_relu_mask_input(self, "relu_mask_")
     return _empty_mask(self)
 
 

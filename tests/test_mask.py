@@ -166,5 +166,13 @@ def test_mask_backward_refuses_a_wrong_mask_before_writing():
         backward(g, mask, [1])
     with pytest.raises(NotImplementedError, match="Boolean inputs not supported"):
         backward(g > 0, mask, [5, 1])
+    with pytest.raises(NotImplementedError, match="the mask ops take floating-point tensors .got torch.int64"):
+        backward(g.long(), mask, [5, 1])
+    with pytest.raises(NotImplementedError, match="the mask ops take floating-point tensors"):
+        torch.ops.relu_ext.relu_mask_(torch.ones(3, dtype=torch.int32))
+    x = torch.tensor([-2, 3])
+    assert_same(relu_ext.relu(x, save_mask=True), torch.relu(x))  # no gradient, no mask: plain relu
     with pytest.raises(RuntimeError, match="a mask of 2 bytes cannot cover"):  # the fake kernel's check is the same
         backward(g.to("meta"), mask[:2].to("meta"), [5, 1])
+    with pytest.raises(NotImplementedError, match="floating-point"):
+        torch.ops.relu_ext.relu_mask(torch.ones(3, dtype=torch.int8, device="meta"))

@@ -167,7 +167,8 @@ inline void set_mask_bit(uint8_t* mask, int64_t i, bool bit) {
 using Raw = __m512i;
 
 // relu(x), and bit j set where lane j blocks the gradient (x <= 0, the same lanes as relu(x) <= 0: relu changes only
-// lanes that block, into ones that do), from compares straight into mask registers.
+// lanes that block, into ones that do), from compares straight into mask registers. Floating-point types only, as
+// the mask ops (checks.cpp).
 template <typename T, typename V>
 V relu_and_blocked(const V& x, uint64_t& blocked) {
   using S = typename V::value_type;
@@ -180,30 +181,15 @@ V relu_and_blocked(const V& x, uint64_t& blocked) {
   } else if constexpr (std::is_same_v<S, float>) {
     blocked = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LE_OQ);
     return V(_mm512_mask_mov_ps(x, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_setzero_ps()));
-  } else if constexpr (std::is_same_v<S, double>) {
+  } else {
+    static_assert(std::is_same_v<S, double>);
     blocked = _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_LE_OQ);
     return V(_mm512_mask_mov_pd(x, _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_LT_OQ), _mm512_setzero_pd()));
-  } else if constexpr (std::is_unsigned_v<S>) {  // uint8, the one unsigned type with vectors here
-    blocked = _mm512_cmpeq_epi8_mask(x, zero);
-    return x;
-  } else if constexpr (sizeof(S) == 1) {
-    blocked = _mm512_cmple_epi8_mask(x, zero);
-    return V(_mm512_mask_mov_epi8(x, _mm512_cmplt_epi8_mask(x, zero), zero));
-  } else if constexpr (sizeof(S) == 2) {
-    blocked = _mm512_cmple_epi16_mask(x, zero);
-    return V(_mm512_mask_mov_epi16(x, _mm512_cmplt_epi16_mask(x, zero), zero));
-  } else if constexpr (sizeof(S) == 4) {
-    blocked = _mm512_cmple_epi32_mask(x, zero);
-    return V(_mm512_mask_mov_epi32(x, _mm512_cmplt_epi32_mask(x, zero), zero));
-  } else {
-    blocked = _mm512_cmple_epi64_mask(x, zero);
-    return V(_mm512_mask_mov_epi64(x, _mm512_cmplt_epi64_mask(x, zero), zero));
   }
 }
 
 template <typename S>
 Raw keep_lanes(uint64_t bits, Raw v) {  // v where the lane's bit is set, zero elsewhere
-  if constexpr (sizeof(S) == 1) return _mm512_maskz_mov_epi8(bits, v);
   if constexpr (sizeof(S) == 2) return _mm512_maskz_mov_epi16(static_cast<__mmask32>(bits), v);
   if constexpr (sizeof(S) == 4) return _mm512_maskz_mov_epi32(static_cast<__mmask16>(bits), v);
   if constexpr (sizeof(S) == 8) return _mm512_maskz_mov_epi64(static_cast<__mmask8>(bits), v);
@@ -213,7 +199,6 @@ using Raw = __m256i;
 
 template <typename S>
 uint64_t lane_bits(Raw v) {
-  if constexpr (sizeof(S) == 1) return static_cast<uint32_t>(_mm256_movemask_epi8(v));
   if constexpr (sizeof(S) == 4) return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_castsi256_ps(v)));
   if constexpr (sizeof(S) == 8) return static_cast<uint32_t>(_mm256_movemask_pd(_mm256_castsi256_pd(v)));
   if constexpr (sizeof(S) == 2) {  // two equal bits a lane from the byte gather: keep every other one
@@ -228,13 +213,6 @@ uint64_t lane_bits(Raw v) {
 template <typename S>
 Raw keep_lanes(uint64_t bits, Raw v) {
   Raw lane_bit, spread;  // each lane's own bit, and the bits copied so that each lane holds its own
-  if constexpr (sizeof(S) == 1) {
-    spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)),
-                                 _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
-                                                  2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
-    lane_bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
-    return _mm256_and_si256(v, _mm256_cmpeq_epi8(_mm256_and_si256(spread, lane_bit), lane_bit));
-  }
   if constexpr (sizeof(S) == 2) {
     spread = _mm256_set1_epi16(static_cast<int16_t>(bits));
     lane_bit = _mm256_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, INT16_MIN);
@@ -373,11 +351,11 @@ void backward(const ElementwisePlan& plan, at::ScalarType dtype) {
 }
 
 void forward_mask(const ElementwisePlan& plan, uint8_t* mask, at::ScalarType dtype) {
-  dispatch_dtype(dtype, [&](auto tag) { relu_mask_forward_kernel<decltype(tag)>(plan, mask); });
+  dispatch_floating_dtype(dtype, [&](auto tag) { relu_mask_forward_kernel<decltype(tag)>(plan, mask); });
 }
 
 void backward_mask(const ElementwisePlan& plan, const uint8_t* mask, at::ScalarType dtype) {
-  dispatch_dtype(dtype, [&](auto tag) { relu_mask_backward_kernel<decltype(tag)>(plan, mask); });
+  dispatch_floating_dtype(dtype, [&](auto tag) { relu_mask_backward_kernel<decltype(tag)>(plan, mask); });
 }
 
 extern const Kernels kernels;

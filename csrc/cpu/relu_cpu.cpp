@@ -60,7 +60,7 @@ static at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor&
 }
 
 static std::tuple<at::Tensor, at::Tensor> relu_mask(const at::Tensor& self) {
-  check_relu_input(self, "relu_mask");
+  check_relu_mask_input(self, "relu_mask");
   at::Tensor out = empty_like_elementwise({&self});
   at::Tensor mask = empty_mask(out);
   if (out.numel() != 0) kernels().forward_mask(make_plan({&out, &self}), mask.data_ptr<uint8_t>(), self.scalar_type());
@@ -68,7 +68,7 @@ static std::tuple<at::Tensor, at::Tensor> relu_mask(const at::Tensor& self) {
 }
 
 static at::Tensor relu_mask_(const at::Tensor& self) {
-  check_relu_input(self, "relu_mask_");
+  check_relu_mask_input(self, "relu_mask_");
   check_no_internal_overlap(self);
   self.unsafeGetTensorImpl()->bump_version();
   at::Tensor mask = empty_mask(self);

@@ -190,8 +190,10 @@ __device__ __forceinline__ uint32_t load_mask_word(const uint8_t* mask, int64_t 
 
 // Any layout, one element a lane: a warp takes 32 consecutive flat indices, and its ballot is their mask word.
 // kForward: out = relu(in) and the mask; else out = the bit ? in (the gradient) : 0.
-template <typename T, bool kForward, typename S, typename Index>
+// 64-bit index math only: this kernel serves uncommon layouts and the partial last word.
+template <typename T, bool kForward, typename S>
 __global__ void mask_strided_kernel(const DevicePlan p, uint8_t* mask) {
+  using Index = int64_t;
   const int64_t lane = threadIdx.x % 32;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / 32);
   for (int64_t word = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32; word * 32 < p.numel;
@@ -281,11 +283,7 @@ void launch_mask(const ElementwisePlan& plan, uint8_t* mask) {
     p.data[1] = static_cast<S*>(p.data[1]) + body;
     mask += body / 8;
   }
-  if (fits_int32(p, 2)) {
-    mask_strided_kernel<T, kForward, S, int32_t><<<grid_for(p.numel), kThreads, 0, stream>>>(p, mask);
-  } else {
-    mask_strided_kernel<T, kForward, S, int64_t><<<grid_for(p.numel), kThreads, 0, stream>>>(p, mask);
-  }
+  mask_strided_kernel<T, kForward, S><<<grid_for(p.numel), kThreads, 0, stream>>>(p, mask);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
@@ -323,19 +321,19 @@ static at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor&
 }
 
 static std::tuple<at::Tensor, at::Tensor> relu_mask(const at::Tensor& self) {
-  check_relu_input(self, "relu_mask");
+  check_relu_mask_input(self, "relu_mask");
   const c10::cuda::CUDAGuard guard(self.device());
   at::Tensor out = empty_like_elementwise({&self});
   at::Tensor mask = empty_mask(out);
   if (out.numel() == 0) return {out, mask};
   const ElementwisePlan plan = make_plan({&out, &self});
   check_dims(plan);
-  dispatch_dtype(self.scalar_type(), [&](auto tag) { launch_mask<decltype(tag), true>(plan, mask.data_ptr<uint8_t>()); });
+  dispatch_floating_dtype(self.scalar_type(), [&](auto tag) { launch_mask<decltype(tag), true>(plan, mask.data_ptr<uint8_t>()); });
   return {out, mask};
 }
 
 static at::Tensor relu_mask_(const at::Tensor& self) {
-  check_relu_input(self, "relu_mask_");
+  check_relu_mask_input(self, "relu_mask_");
   check_no_internal_overlap(self);
   const c10::cuda::CUDAGuard guard(self.device());
   const ElementwisePlan plan = make_plan({&self, &self});
@@ -343,7 +341,7 @@ static at::Tensor relu_mask_(const at::Tensor& self) {
   self.unsafeGetTensorImpl()->bump_version();
   at::Tensor mask = empty_mask(self);
   if (self.numel() == 0) return mask;
-  dispatch_dtype(self.scalar_type(), [&](auto tag) { launch_mask<decltype(tag), true>(plan, mask.data_ptr<uint8_t>()); });
+  dispatch_floating_dtype(self.scalar_type(), [&](auto tag) { launch_mask<decltype(tag), true>(plan, mask.data_ptr<uint8_t>()); });
   return mask;
 }
 
@@ -356,7 +354,7 @@ static at::Tensor relu_mask_backward(const at::Tensor& grad_output, const at::Te
   const ElementwisePlan plan = make_plan({&grad_input, &grad_output});
   check_dims(plan);
   uint8_t* bits = const_cast<uint8_t*>(mask.const_data_ptr<uint8_t>());  // read only (kForward false)
-  dispatch_dtype(grad_output.scalar_type(), [&](auto tag) { launch_mask<decltype(tag), false>(plan, bits); });
+  dispatch_floating_dtype(grad_output.scalar_type(), [&](auto tag) { launch_mask<decltype(tag), false>(plan, bits); });
   return grad_input;
 }
 
