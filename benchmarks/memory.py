@@ -85,7 +85,8 @@ def measure(name, make, batch, features, steps=20):
 
 
 def table(rows):
-    lines = ["| model | batch | relu | saved activations | peak | losses over 20 SGD steps |", "|---|---|---|---|---|---|"]
+    lines = ["| model | batch | relu | saved activations | peak | losses over 20 SGD steps |",
+             "|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['model']} | {row['batch']} | {row['relu']} | {row['saved'] / MB:.1f} MB | "
                      f"{row['peak'] / MB:.1f} MB | {'bitwise equal' if row['losses_bitwise_equal'] else 'DIFFER'} |")

@@ -78,7 +78,8 @@ at::Tensor empty_mask_grad(const at::Tensor& grad_output, c10::IntArrayRef resul
     return empty_like_elementwise({&grad_output});  // the result's layout is grad_output's
   }
   // A stand-in for the result, without data, for the tensor iterator's rule.
-  const at::Tensor result = at::empty_strided(grad_output.sizes(), result_stride, grad_output.options().device(at::kMeta));
+  const at::Tensor result =
+      at::empty_strided(grad_output.sizes(), result_stride, grad_output.options().device(at::kMeta));
   const c10::DimVector strides = elementwise_strides({&result, &grad_output});
   return at::empty_strided(grad_output.sizes(), strides, grad_output.options());
 }

@@ -66,7 +66,8 @@ def test_flag_in_repr_copy_pickle_and_replace_relu():
     assert repr(relu_ext.ReLU(save_mask=True)) == "ReLU(save_mask=True)"
     assert repr(relu_ext.ReLU(True, save_mask=True)) == "ReLU(inplace=True, save_mask=True)"
     assert repr(relu_ext.ReLU()) == repr(nn.ReLU()) and not relu_ext.ReLU().save_mask
-    for clone in (copy.deepcopy(relu_ext.ReLU(save_mask=True)), pickle.loads(pickle.dumps(relu_ext.ReLU(save_mask=True)))):
+    masked = relu_ext.ReLU(save_mask=True)
+    for clone in (copy.deepcopy(masked), pickle.loads(pickle.dumps(masked))):
         assert clone.save_mask
     model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(inplace=True), nn.Sequential(nn.ReLU()))
     relu_ext.replace_relu(model, save_mask=True)

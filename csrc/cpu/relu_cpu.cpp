@@ -63,7 +63,9 @@ static std::tuple<at::Tensor, at::Tensor> relu_mask(const at::Tensor& self) {
   check_relu_mask_input(self, "relu_mask");
   at::Tensor out = empty_like_elementwise({&self});
   at::Tensor mask = empty_mask(out);
-  if (out.numel() != 0) kernels().forward_mask(make_plan({&out, &self}), mask.data_ptr<uint8_t>(), self.scalar_type());
+  if (out.numel() != 0) {
+    kernels().forward_mask(make_plan({&out, &self}), mask.data_ptr<uint8_t>(), self.scalar_type());
+  }
   return {out, mask};
 }
 
@@ -72,7 +74,9 @@ static at::Tensor relu_mask_(const at::Tensor& self) {
   check_no_internal_overlap(self);
   self.unsafeGetTensorImpl()->bump_version();
   at::Tensor mask = empty_mask(self);
-  if (self.numel() != 0) kernels().forward_mask(make_plan({&self, &self}), mask.data_ptr<uint8_t>(), self.scalar_type());
+  if (self.numel() != 0) {
+    kernels().forward_mask(make_plan({&self, &self}), mask.data_ptr<uint8_t>(), self.scalar_type());
+  }
   return mask;
 }
 

@@ -166,7 +166,6 @@ void launch_elementwise(const ElementwisePlan& plan) {
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-
 // The 1-bit mask (relu.h: empty_mask), bit i of element i in the plan's order, packed a 32-bit word a warp with
 // no atomics: each word is written whole by one thread, and the last one, if partial, byte by byte.
 constexpr unsigned kFullWarp = 0xffffffffu;
@@ -193,21 +192,19 @@ __device__ __forceinline__ uint32_t load_mask_word(const uint8_t* mask, int64_t 
 // 64-bit index math only: this kernel serves uncommon layouts and the partial last word.
 template <typename T, bool kForward, typename S>
 __global__ void mask_strided_kernel(const DevicePlan p, uint8_t* mask) {
-  using Index = int64_t;
   const int64_t lane = threadIdx.x % 32;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x / 32);
   for (int64_t word = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32; word * 32 < p.numel;
        word += warps) {
     const int64_t i = word * 32 + lane;
     const bool valid = i < p.numel;
-    Index offset[2] = {};
-    Index rest = static_cast<Index>(valid ? i : 0);
+    int64_t offset[2] = {};
+    int64_t rest = valid ? i : 0;
     for (int d = 0; d < p.ndim; ++d) {
-      const Index size = static_cast<Index>(p.sizes[d]);
-      const Index index = rest % size;
-      rest /= size;
-      offset[0] += index * static_cast<Index>(p.strides[0][d]);
-      offset[1] += index * static_cast<Index>(p.strides[1][d]);
+      const int64_t index = rest % p.sizes[d];
+      rest /= p.sizes[d];
+      offset[0] += index * p.strides[0][d];
+      offset[1] += index * p.strides[1][d];
     }
     S* out = static_cast<S*>(p.data[0]);
     const S* in = static_cast<const S*>(p.data[1]);
@@ -269,7 +266,8 @@ void launch_mask(const ElementwisePlan& plan, uint8_t* mask) {
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   DevicePlan p = device_plan(plan);
   const bool flat = p.ndim == 1 && p.strides[0][0] == 1 && p.strides[1][0] == 1;
-  const bool aligned = reinterpret_cast<uintptr_t>(p.data[0]) % 16 == 0 && reinterpret_cast<uintptr_t>(p.data[1]) % 16 == 0;
+  const auto aligned16 = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
+  const bool aligned = aligned16(p.data[0]) && aligned16(p.data[1]);
   const int64_t body = flat && aligned ? p.numel / 32 * 32 : 0;  // elements in whole words
   if (body > 0) {
     const int64_t npacks = body / Pack<S>::kSize;
@@ -328,7 +326,8 @@ static std::tuple<at::Tensor, at::Tensor> relu_mask(const at::Tensor& self) {
   if (out.numel() == 0) return {out, mask};
   const ElementwisePlan plan = make_plan({&out, &self});
   check_dims(plan);
-  dispatch_floating_dtype(self.scalar_type(), [&](auto tag) { launch_mask<decltype(tag), true>(plan, mask.data_ptr<uint8_t>()); });
+  uint8_t* bits = mask.data_ptr<uint8_t>();
+  dispatch_floating_dtype(self.scalar_type(), [&](auto tag) { launch_mask<decltype(tag), true>(plan, bits); });
   return {out, mask};
 }
 
@@ -341,7 +340,8 @@ static at::Tensor relu_mask_(const at::Tensor& self) {
   self.unsafeGetTensorImpl()->bump_version();
   at::Tensor mask = empty_mask(self);
   if (self.numel() == 0) return mask;
-  dispatch_floating_dtype(self.scalar_type(), [&](auto tag) { launch_mask<decltype(tag), true>(plan, mask.data_ptr<uint8_t>()); });
+  uint8_t* bits = mask.data_ptr<uint8_t>();
+  dispatch_floating_dtype(self.scalar_type(), [&](auto tag) { launch_mask<decltype(tag), true>(plan, bits); });
   return mask;
 }
 
