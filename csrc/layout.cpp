@@ -68,9 +68,7 @@ at::Tensor empty_like_elementwise(std::initializer_list<const at::Tensor*> input
 }
 
 at::Tensor empty_mask(const at::Tensor& like) {
-  at::Tensor mask = at::empty({(like.numel() + 7) / 8}, like.options().dtype(at::kByte));
-  if (mask.numel() != 0 && like.numel() % 8 != 0 && like.is_cpu()) mask.data_ptr<uint8_t>()[mask.numel() - 1] = 0;
-  return mask;
+  return at::empty({(like.numel() + 7) / 8}, like.options().dtype(at::kByte));
 }
 
 at::Tensor empty_mask_grad(const at::Tensor& grad_output, c10::IntArrayRef result_stride) {

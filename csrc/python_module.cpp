@@ -67,22 +67,13 @@ PyObject* py_set_fallbacks(PyObject* /*module*/, PyObject* args) {
 }
 
 // The fake kernels' checks: the same code, and so the same errors, as the real kernels'.
-PyObject* py_check_relu_input(PyObject* /*module*/, PyObject* args) {
+template <void (*kCheck)(const at::Tensor&, const char*)>
+PyObject* py_check_input(PyObject* /*module*/, PyObject* args) {
   HANDLE_TH_ERRORS
   PyObject* tensor;
   const char* op;
   if (!PyArg_ParseTuple(args, "Os", &tensor, &op)) return nullptr;
-  check_relu_input(THPVariable_Unpack(tensor), op);
-  Py_RETURN_NONE;
-  END_HANDLE_TH_ERRORS
-}
-
-PyObject* py_check_relu_mask_input(PyObject* /*module*/, PyObject* args) {
-  HANDLE_TH_ERRORS
-  PyObject* tensor;
-  const char* op;
-  if (!PyArg_ParseTuple(args, "Os", &tensor, &op)) return nullptr;
-  check_relu_mask_input(THPVariable_Unpack(tensor), op);
+  kCheck(THPVariable_Unpack(tensor), op);
   Py_RETURN_NONE;
   END_HANDLE_TH_ERRORS
 }
@@ -123,10 +114,12 @@ PyMethodDef methods[] = {
      "relu_ext::relu_mask_ where autograd records the call, else relu_; in place, returns None"},
     {"_set_fallbacks", py_set_fallbacks, METH_VARARGS,
      "what relu, relu_, relu_save_mask and relu_save_mask_ call for tensor subclasses and modes"},
-    {"_check_relu_input", py_check_relu_input, METH_VARARGS, "the kernels' input check (tensor, op name)"},
+    {"_check_relu_input", py_check_input<check_relu_input>, METH_VARARGS,
+     "the kernels' input check (tensor, op name)"},
     {"_check_relu_backward_inputs", py_check_relu_backward_inputs, METH_VARARGS,
      "the backward kernel's input check (grad_output, result)"},
-    {"_check_relu_mask_input", py_check_relu_mask_input, METH_VARARGS, "the mask ops' input check (tensor, op name)"},
+    {"_check_relu_mask_input", py_check_input<check_relu_mask_input>, METH_VARARGS,
+     "the mask ops' input check (tensor, op name)"},
     {"_check_mask_backward_inputs", py_check_mask_backward_inputs, METH_VARARGS,
      "relu_mask_backward's input check (grad_output, mask, number of result strides)"},
     {"_set_wide_unsigned_supported", py_set_wide_unsigned_supported, METH_VARARGS,

@@ -36,16 +36,18 @@ void dispatch_dtype(at::ScalarType dtype, F&& f) {
   }
 }
 
-// The floating-point part of that list: the mask forms exist for what autograd can differentiate.
+// The floating-point part of that list, with kernels instantiated for those types only: the mask forms exist for
+// what autograd can differentiate.
 template <typename F>
 void dispatch_floating_dtype(at::ScalarType dtype, F&& f) {
-  switch (dtype) {
-    case at::kFloat: return f(float{});
-    case at::kDouble: return f(double{});
-    case at::kHalf: return f(c10::Half{});
-    case at::kBFloat16: return f(c10::BFloat16{});
-    default: TORCH_INTERNAL_ASSERT(false, "relu_ext: dtype ", dtype, " reached a mask kernel unchecked");
-  }
+  dispatch_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_floating_point_v<T> || std::is_same_v<T, c10::Half> || std::is_same_v<T, c10::BFloat16>) {
+      f(tag);
+    } else {
+      TORCH_INTERNAL_ASSERT(false, "relu_ext: dtype ", dtype, " reached a mask kernel unchecked");
+    }
+  });
 }
 
 // The rules per element, on the storage type S, for the CPU and CUDA kernels alike. `x < 0` is false for NaN and

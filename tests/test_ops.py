@@ -125,6 +125,8 @@ def test_tensor_subclass_gets_its_torch_function():
     relu_ext.relu_(x)
     ops = [f for f in seen if isinstance(f, torch._ops.OpOverload)]  # tolist() goes through it too
     assert ops == [torch.ops.relu_ext.relu.default, torch.ops.relu_ext.relu_.default]
+    out = relu_ext.relu(torch.tensor([-1.0, 2.0], requires_grad=True).as_subclass(Logged), save_mask=True)
+    assert type(out) is Logged and torch.ops.relu_ext.relu_mask.default in seen
 
 
 def test_torch_function_mode_sees_the_calls():

@@ -267,47 +267,39 @@ V relu_and_blocked(const V& x, uint64_t& blocked) {  // as the AVX-512 one, with
 }
 #endif
 
-// out = relu(in), and the mask of !(out <= 0), bit by flat index.
+// out = relu(in), and the mask of !(out <= 0), bit by flat index: whole 64-element pieces of contiguous runs in
+// vectors, every other element one at a time.
 template <typename T>
 void relu_mask_forward_kernel(const ElementwisePlan& plan, uint8_t* mask) {
   using Op = ReluOp<T>;
   using S = typename Op::S;
+  if (plan.numel % 8 != 0) mask[plan.numel / 8] = 0;  // the padding bits, which no element sets
   for_each_run<2, S>(plan, [mask](S* const* ptr, const int64_t* stride, int64_t n, int64_t index) {
     S* out = ptr[0];
     const S* in = ptr[1];
+    const auto one = [&](int64_t i) {
+      const S r = Op::forward(in[i * stride[1]]);
+      out[i * stride[0]] = r;
+      set_mask_bit(mask, index + i, Op::passes(r));
+    };
     int64_t i = 0;
-    if (stride[0] == 1 && stride[1] == 1) {
 #ifdef RELU_EXT_MASK_VECTORS
-      if constexpr (kVectorized<T>) {
-        using V = typename Op::V;
-        constexpr int W = V::size();
-        for (; i < n && (index + i) % kMaskPiece != 0; ++i) {
-          out[i] = Op::forward(in[i]);
-          set_mask_bit(mask, index + i, Op::passes(out[i]));
+    if (stride[0] == 1 && stride[1] == 1) {
+      using V = typename Op::V;
+      for (; i < n && (index + i) % kMaskPiece != 0; ++i) one(i);
+      for (; i + kMaskPiece <= n; i += kMaskPiece) {
+        uint64_t bits = 0;
+        for (int j = 0; j < kMaskPiece; j += V::size()) {
+          uint64_t blocked;
+          relu_and_blocked<T>(V::loadu(in + i + j), blocked).store(out + i + j);
+          bits |= blocked << j;
         }
-        for (; i + kMaskPiece <= n; i += kMaskPiece) {
-          uint64_t bits = 0;
-          for (int j = 0; j < kMaskPiece; j += W) {
-            uint64_t blocked;
-            relu_and_blocked<T>(V::loadu(in + i + j), blocked).store(out + i + j);
-            bits |= blocked << j;
-          }
-          bits = ~bits;
-          std::memcpy(mask + (index + i) / 8, &bits, sizeof bits);
-        }
-      }
-#endif
-      for (; i < n; ++i) {
-        out[i] = Op::forward(in[i]);
-        set_mask_bit(mask, index + i, Op::passes(out[i]));
-      }
-    } else {
-      for (; i < n; ++i) {
-        const S r = Op::forward(in[i * stride[1]]);
-        out[i * stride[0]] = r;
-        set_mask_bit(mask, index + i, Op::passes(r));
+        bits = ~bits;
+        std::memcpy(mask + (index + i) / 8, &bits, sizeof bits);
       }
     }
+#endif
+    for (; i < n; ++i) one(i);
   }, kMaskPiece);
 }
 
@@ -319,26 +311,22 @@ void relu_mask_backward_kernel(const ElementwisePlan& plan, const uint8_t* mask)
   for_each_run<2, S>(plan, [mask](S* const* ptr, const int64_t* stride, int64_t n, int64_t index) {
     S* out = ptr[0];
     const S* grad = ptr[1];
+    const auto one = [&](int64_t i) { out[i * stride[0]] = mask_bit(mask, index + i) ? grad[i * stride[1]] : S(0); };
     int64_t i = 0;
-    if (stride[0] == 1 && stride[1] == 1) {
 #ifdef RELU_EXT_MASK_VECTORS
-      if constexpr (kVectorized<T>) {
-        using V = typename Op::V;
-        constexpr int W = V::size();
-        for (; i < n && (index + i) % kMaskPiece != 0; ++i) out[i] = mask_bit(mask, index + i) ? grad[i] : S(0);
-        for (; i + kMaskPiece <= n; i += kMaskPiece) {
-          uint64_t bits;
-          std::memcpy(&bits, mask + (index + i) / 8, sizeof bits);
-          for (int j = 0; j < kMaskPiece; j += W) {
-            from_raw<V>(keep_lanes<S>(bits >> j, raw(V::loadu(grad + i + j)))).store(out + i + j);
-          }
+    if (stride[0] == 1 && stride[1] == 1) {
+      using V = typename Op::V;
+      for (; i < n && (index + i) % kMaskPiece != 0; ++i) one(i);
+      for (; i + kMaskPiece <= n; i += kMaskPiece) {
+        uint64_t bits;
+        std::memcpy(&bits, mask + (index + i) / 8, sizeof bits);
+        for (int j = 0; j < kMaskPiece; j += V::size()) {
+          from_raw<V>(keep_lanes<S>(bits >> j, raw(V::loadu(grad + i + j)))).store(out + i + j);
         }
       }
-#endif
-      for (; i < n; ++i) out[i] = mask_bit(mask, index + i) ? grad[i] : S(0);
-    } else {
-      for (; i < n; ++i) out[i * stride[0]] = mask_bit(mask, index + i) ? grad[i * stride[1]] : S(0);
     }
+#endif
+    for (; i < n; ++i) one(i);
   }, kMaskPiece);
 }
 
