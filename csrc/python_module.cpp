@@ -1,26 +1,28 @@
 // relu_ext._C, the Python module: importing it loads this library and with it the op registrations. It carries what
-// the build knew (relu_ext/_loader.py checks it) and the entries relu_ext.relu and relu_ (plain and save_mask) call
-// outside torch.compile:
+// the build knew (relu_ext/_loader.py checks it) and the entries relu_ext.relu, relu_ and ReLU call (plain and
+// save_mask, each twice: for each setting of relu_ext.config.opaque_under_compile, so that torch.compile, which puts
+// the entries in its graph as they are, sees the setting in the graph):
 // one C call into the dispatcher, as torch.relu's own binding is, where calling the OpOverload parses its arguments
 // from the schema in Python (docs/PERFORMANCE.md has the gain on small tensors).
 #include <ATen/PythonTorchFunctionTLS.h>
 #include <torch/csrc/Exceptions.h>
 #include <torch/csrc/autograd/python_variable.h>
+#include <torch/csrc/jit/frontend/tracer.h>
 
 #include "relu.h"
 
 namespace relu_ext {
 namespace {
 
-// What each entry calls for anything but a plain tensor outside a torch function mode (set by relu_ext/functional.py:
-// the OpOverloads, or Python functions of them), so that a tensor subclass or a mode sees the call as through
-// torch.ops.
-enum Entry { kRelu, kRelu_, kReluSaveMask, kReluSaveMask_, kEntries };
+// What each entry calls for anything but a plain tensor outside a torch function mode, among them the tensors
+// torch.compile and torch.export trace with (set by relu_ext/functional.py), so that a tensor subclass, a mode or a
+// tracer sees the call as through torch.ops or torch.relu.
+enum Entry { kRelu, kRelu_, kReluSaveMask, kReluSaveMask_, kOpaque, kEntries = 2 * kOpaque };
 PyObject* fallbacks[kEntries] = {};
 
 bool plain_tensor(PyObject* obj) { return THPVariable_CheckExact(obj) && !at::impl::torch_function_mode_enabled(); }
 
-PyObject* call_fallback(Entry entry, PyObject* arg) {
+PyObject* call_fallback(int entry, PyObject* arg) {
   PyObject* overload = fallbacks[entry];
   if (overload == nullptr) {
     PyErr_SetString(PyExc_RuntimeError, "relu_ext._C: import relu_ext (not relu_ext._C alone) before calling it");
@@ -29,7 +31,22 @@ PyObject* call_fallback(Entry entry, PyObject* arg) {
   return PyObject_CallOneArg(overload, arg);
 }
 
-template <Entry kEntry, at::Tensor (*kCall)(const at::Tensor&)>
+// A TorchScript trace (torch.onnx.export(dynamo=False)) records plain relu, and relu_ as relu then copy_: ops that
+// ONNX translates (the mask ops have no ONNX form, and a trace keeps no backward).
+at::Tensor relu_save_mask_entry(const at::Tensor& self) {
+  return torch::jit::tracer::isTracing() ? call_relu(self) : call_relu_save_mask(self);
+}
+
+template <void (*kCall)(const at::Tensor&)>
+void in_place_entry(const at::Tensor& self) {
+  if (torch::jit::tracer::isTracing()) {
+    self.copy_(call_relu(self));
+  } else {
+    kCall(self);
+  }
+}
+
+template <int kEntry, at::Tensor (*kCall)(const at::Tensor&)>
 PyObject* py_out_of_place(PyObject* /*module*/, PyObject* arg) {
   HANDLE_TH_ERRORS
   if (!plain_tensor(arg)) return call_fallback(kEntry, arg);
@@ -43,14 +60,14 @@ PyObject* py_out_of_place(PyObject* /*module*/, PyObject* arg) {
   END_HANDLE_TH_ERRORS
 }
 
-template <Entry kEntry, void (*kCall)(const at::Tensor&)>
+template <int kEntry, void (*kCall)(const at::Tensor&)>
 PyObject* py_in_place(PyObject* /*module*/, PyObject* arg) {
   HANDLE_TH_ERRORS
   if (!plain_tensor(arg)) return call_fallback(kEntry, arg);
   const at::Tensor& self = THPVariable_Unpack(arg);
   {
     pybind11::gil_scoped_release no_gil;
-    kCall(self);
+    in_place_entry<kCall>(self);
   }
   Py_RETURN_NONE;
   END_HANDLE_TH_ERRORS
@@ -58,7 +75,10 @@ PyObject* py_in_place(PyObject* /*module*/, PyObject* arg) {
 
 PyObject* py_set_fallbacks(PyObject* /*module*/, PyObject* args) {
   PyObject* given[kEntries];
-  if (!PyArg_ParseTuple(args, "OOOO", &given[0], &given[1], &given[2], &given[3])) return nullptr;
+  if (!PyArg_ParseTuple(args, "OOOOOOOO", &given[0], &given[1], &given[2], &given[3], &given[4], &given[5], &given[6],
+                        &given[7])) {
+    return nullptr;
+  }
   for (int i = 0; i < kEntries; ++i) {
     Py_INCREF(given[i]);
     Py_XSETREF(fallbacks[i], given[i]);
@@ -108,12 +128,19 @@ PyMethodDef methods[] = {
     {"relu", py_out_of_place<kRelu, call_relu>, METH_O,
      "relu_ext::relu on a tensor, through the dispatcher (autograd included)"},
     {"relu_", py_in_place<kRelu_, call_relu_>, METH_O, "relu_ext::relu_ on a tensor, in place; returns None"},
-    {"relu_save_mask", py_out_of_place<kReluSaveMask, call_relu_save_mask>, METH_O,
+    {"relu_save_mask", py_out_of_place<kReluSaveMask, relu_save_mask_entry>, METH_O,
      "relu_ext::relu_mask's output where autograd records the call (the mask kept for the backward), else relu"},
     {"relu_save_mask_", py_in_place<kReluSaveMask_, call_relu_save_mask_>, METH_O,
      "relu_ext::relu_mask_ where autograd records the call, else relu_; in place, returns None"},
+    {"relu_opaque", py_out_of_place<kOpaque + kRelu, call_relu>, METH_O, "relu, for opaque_under_compile"},
+    {"relu_opaque_", py_in_place<kOpaque + kRelu_, call_relu_>, METH_O, "relu_, for opaque_under_compile"},
+    {"relu_save_mask_opaque", py_out_of_place<kOpaque + kReluSaveMask, relu_save_mask_entry>, METH_O,
+     "relu_save_mask, for opaque_under_compile"},
+    {"relu_save_mask_opaque_", py_in_place<kOpaque + kReluSaveMask_, call_relu_save_mask_>, METH_O,
+     "relu_save_mask_, for opaque_under_compile"},
     {"_set_fallbacks", py_set_fallbacks, METH_VARARGS,
-     "what relu, relu_, relu_save_mask and relu_save_mask_ call for tensor subclasses and modes"},
+     "what the entries call for tensor subclasses and modes: relu, relu_, relu_save_mask, relu_save_mask_, then the "
+     "same four opaque"},
     {"_check_relu_input", py_check_input<check_relu_input>, METH_VARARGS,
      "the kernels' input check (tensor, op name)"},
     {"_check_relu_backward_inputs", py_check_relu_backward_inputs, METH_VARARGS,

@@ -25,15 +25,71 @@ def _relu_save_mask_(input):
         _relu_(input)
 
 
-# Outside torch.compile relu/relu_ call these C entries (csrc/python_module.cpp), which skip the OpOverload's
-# argument parsing; tensor subclasses and torch function modes are handed on to the same calls in Python.
-_C._set_fallbacks(_relu, _relu_, _relu_save_mask, _relu_save_mask_)
-_relu_entry, _relu__entry = _C.relu, _C.relu_
-_relu_save_mask_entry, _relu_save_mask__entry = _C.relu_save_mask, _C.relu_save_mask_
-_is_compiling = torch.compiler.is_compiling  # torch.compile and torch.export: see relu_ext/config.py
+_is_compiling = torch.compiler.is_compiling  # under torch.compile and torch.export
 _is_exporting = getattr(torch.compiler, "is_exporting", _is_compiling)  # torch < 2.7 cannot tell them apart
-# What relu/relu_ trace to under torch.compile by default; bound here, so that Dynamo guards one object each.
-_torch_relu, _torch_relu_ = torch.relu, torch.relu_
+
+
+# What the C entries call for tensor subclasses and torch function modes: the ops, as torch.ops would be called, so
+# that the subclass or mode sees them. torch.compile and torch.export trace with such tensors (FakeTensor,
+# FunctionalTensor), and so these also decide what a traced graph holds: torch's relu (the entries made for the
+# default setting) or relu_ext's ops (those for opaque_under_compile). An export never holds a mask op or an in-place
+# relu_ext op (relu and a copy_ instead), as ONNX translates neither.
+def _fused_relu(input):
+    return torch.relu(input) if _is_compiling() else _relu(input)
+
+
+def _fused_relu_(input):
+    if _is_compiling():
+        torch.relu_(input)
+    else:
+        _relu_(input)
+
+
+def _fused_relu_save_mask(input):
+    return torch.relu(input) if _is_compiling() else _relu_save_mask(input)
+
+
+def _fused_relu_save_mask_(input):
+    if _is_compiling():
+        torch.relu_(input)
+    else:
+        _relu_save_mask_(input)
+
+
+def _opaque_relu_(input):
+    if _is_exporting():
+        input.copy_(_relu(input))
+    else:
+        _relu_(input)
+
+
+def _opaque_relu_save_mask(input):
+    return _relu(input) if _is_exporting() else _relu_save_mask(input)
+
+
+def _opaque_relu_save_mask_(input):
+    if _is_exporting():
+        input.copy_(_relu(input))
+    else:
+        _relu_save_mask_(input)
+
+
+# relu, relu_ and ReLU call C entries (csrc/python_module.cpp), which skip the OpOverload's argument parsing, and which
+# torch.compile puts in its graphs as they are (relu_ext/_in_graph.py); one set for each setting of the switch.
+_C._set_fallbacks(_fused_relu, _fused_relu_, _fused_relu_save_mask, _fused_relu_save_mask_,
+                  _relu, _opaque_relu_, _opaque_relu_save_mask, _opaque_relu_save_mask_)
+_ENTRIES = {False: (_C.relu, _C.relu_, _C.relu_save_mask, _C.relu_save_mask_),
+            True: (_C.relu_opaque, _C.relu_opaque_, _C.relu_save_mask_opaque, _C.relu_save_mask_opaque_)}
+
+
+def _use_entries(opaque):
+    """Binds the entries relu, relu_ and ReLU call to those for the setting (relu_ext.config sets it). torch.compile
+    guards on which entry a module global names, so a change recompiles."""
+    global _relu_entry, _relu__entry, _relu_save_mask_entry, _relu_save_mask__entry
+    _relu_entry, _relu__entry, _relu_save_mask_entry, _relu_save_mask__entry = _ENTRIES[opaque]
+
+
+_use_entries(config.opaque_under_compile)
 
 
 class ReLUFunction(torch.autograd.Function):
@@ -126,14 +182,8 @@ def relu(input, inplace=False, save_mask=False):
     save_mask=True: the same output, but the backward keeps one bit per element instead of the output (README)."""
     if inplace:
         return relu_(input, save_mask=save_mask)
-    if _is_compiling():
-        if not config.opaque_under_compile:
-            return _torch_relu(input)
-        return _relu_save_mask(input) if save_mask and not _is_exporting() else _relu(input)
     try:
-        if save_mask and not torch.jit.is_tracing():  # a trace (TorchScript's ONNX exporter) takes plain relu
-            return _relu_save_mask_entry(input)
-        return _relu_entry(input)
+        return (_relu_save_mask_entry if save_mask else _relu_entry)(input)
     except (RuntimeError, NotImplementedError, TypeError) as error:  # checks that need Python, off the fast path
         out = _other_layout_relu(input) if isinstance(input, torch.Tensor) else None
         if out is not None:
@@ -144,17 +194,8 @@ def relu(input, inplace=False, save_mask=False):
 def relu_(input, save_mask=False):
     """Like torch.relu_: relu in place, returning input. Raises before writing, as torch does, on a leaf that
     requires grad and on a tensor whose elements share memory. save_mask as in relu."""
-    if _is_compiling():
-        if not config.opaque_under_compile:
-            return _torch_relu_(input)
-        if _is_exporting():  # an exported program holds relu and a copy_, which ONNX can translate
-            return input.copy_(_relu(input))
-        _relu_save_mask_(input) if save_mask else _relu_(input)
-        return input
-    if torch.jit.is_tracing():  # likewise for TorchScript's ONNX exporter
-        return input.copy_(_relu_entry(input))
     try:
-        _relu_save_mask__entry(input) if save_mask else _relu__entry(input)
+        (_relu_save_mask__entry if save_mask else _relu__entry)(input)
     except (RuntimeError, NotImplementedError, TypeError) as error:
         if isinstance(input, torch.Tensor) and input.layout == torch.sparse_coo:
             return _sparse_coo_relu_(input)

@@ -1,10 +1,10 @@
 """relu_ext.ReLU, a drop-in for torch.nn.ReLU, and replace_relu, which swaps it into a model."""
 import torch
 
+from . import functional
 from .functional import relu
 
-# Module-level names, so that torch.compile guards one object each here rather than a chain through `torch`.
-_is_scripting = torch.jit.is_scripting
+_is_scripting = torch.jit.is_scripting  # a module-level name: torch.compile then guards one object, not a chain
 
 
 class ReLU(torch.nn.Module):
@@ -21,7 +21,7 @@ class ReLU(torch.nn.Module):
         self.save_mask = save_mask
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if _is_scripting():  # torch.jit.script compiles this branch only (relu() is Python only)
+        if _is_scripting():  # torch.jit.script compiles this branch only (the rest is Python only)
             mask = self.save_mask and input.requires_grad and torch.is_grad_enabled()
             if self.inplace:
                 if mask:
@@ -30,7 +30,19 @@ class ReLU(torch.nn.Module):
                     torch.ops.relu_ext.relu_(input)
                 return input
             return torch.ops.relu_ext.relu_mask(input)[0] if mask else torch.ops.relu_ext.relu(input)
-        return relu(input, inplace=self.inplace, save_mask=self.save_mask)
+        return self._call_entry(input)
+
+    def _call_entry(self, input):
+        """relu's C entry for these flags, called from here rather than through relu(): torch.compile puts it in its
+        graph with fewer guards (relu_ext/_in_graph.py). What it refuses goes to relu(), for the other layouts and
+        the clearer errors. (A method, as TorchScript does not parse try.)"""
+        try:
+            if self.inplace:
+                (functional._relu_save_mask__entry if self.save_mask else functional._relu__entry)(input)
+                return input
+            return (functional._relu_save_mask_entry if self.save_mask else functional._relu_entry)(input)
+        except (RuntimeError, NotImplementedError, TypeError):
+            return relu(input, inplace=self.inplace, save_mask=self.save_mask)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{name}=True" for name in ("inplace", "save_mask") if getattr(self, name))

@@ -1,8 +1,13 @@
 """torch.compile(fullgraph=True) through relu_ext with either setting of relu_ext.config.opaque_under_compile: no
 graph break, the values and gradients of the same model compiled with nn.ReLU (fused) or run eagerly (opaque)."""
+import subprocess
+import sys
+
 import pytest
 import torch
+from functorch.compile import make_boxed_func
 from torch import nn
+from torch._dynamo.backends.common import aot_autograd
 
 import relu_ext
 from conftest import DEVICES, assert_same
@@ -50,16 +55,44 @@ def test_compiled_functional_with_inductor(device, opaque):
 
 
 def test_the_graph_holds_torchs_relu_or_relu_exts_op(opaque):
+    """What Inductor is given (AOT autograd's forward and backward graphs): torch's relu and threshold_backward, the
+    graphs nn.ReLU gives, by default; relu_ext's ops with opaque_under_compile."""
     graphs = []
 
-    def backend(gm, example_inputs):
+    def compiler(gm, example_inputs):
         graphs.append(gm)
-        return gm
+        return make_boxed_func(gm.forward)
 
-    torch.compile(lambda x: relu_ext.relu(x) * 3, backend=backend, fullgraph=True)(torch.randn(4))
-    (gm,) = graphs
-    targets = [str(n.target) for n in gm.graph.nodes if n.op == "call_function"]
+    x = torch.randn(4, requires_grad=True)
+    f = torch.compile(lambda x: relu_ext.ReLU()(x) * 3, backend=aot_autograd(fw_compiler=compiler), fullgraph=True)
+    f(x).sum().backward()
+    targets = {str(n.target) for gm in graphs for n in gm.graph.nodes if n.op == "call_function"}
+    ours = {"relu_ext.relu.default", "relu_ext.relu_backward.default"}
+    assert (ours if opaque else {"aten.relu.default", "aten.threshold_backward.default"}) <= targets, targets
     assert any("relu_ext" in t for t in targets) == opaque, targets
+
+
+def test_a_change_of_the_setting_recompiles(monkeypatch):
+    """The setting picks which C entries relu_ext calls; torch.compile guards on them (and its caches key on them)."""
+    f = torch.compile(lambda x: relu_ext.relu(x) + 1, fullgraph=True)
+    x = torch.randn(5, requires_grad=True)
+    with torch._inductor.utils.fresh_inductor_cache():
+        for opaque in (False, True, False):
+            monkeypatch.setattr(relu_ext.config, "opaque_under_compile", opaque)
+            _, (code, *_) = torch._inductor.utils.run_and_get_code(lambda: f(x).sum().backward())
+            assert ("relu_ext" in code) == opaque
+
+
+def test_relu_ext_imported_before_torch_dynamo(tmp_path):
+    """The usual order: torch._dynamo is not imported with relu_ext, and relu_ext registers its entries for the
+    graph when it is (relu_ext/_in_graph.py); fullgraph=True would raise at a graph break."""
+    code = ("import sys, torch, relu_ext\n"
+            "assert 'torch._dynamo' not in sys.modules\n"
+            "f = torch.compile(lambda x: relu_ext.ReLU()(x) * 3, fullgraph=True, backend='eager')\n"
+            "print(f(torch.tensor([-1.0, 2.0])).tolist())\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["[0.0,", "6.0]"]
 
 
 def test_no_graph_break(opaque):

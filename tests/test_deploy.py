@@ -56,3 +56,12 @@ def test_run_decompositions_keeps_the_op(monkeypatch):
     assert "relu_ext.relu.default" in _relu_targets(ep.graph_module)
     x = torch.randn(2, 10)
     assert_same(ep.module()(x), simple_model(nn.ReLU())(x))
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["non-strict", "strict"])
+def test_strict_export_holds_what_non_strict_does(opaque, strict):
+    """Strict export traces with Dynamo, which puts relu_ext's C entries in its graph; non-strict runs the Python."""
+    ep = torch.export.export(simple_model(relu_ext.ReLU()), (torch.randn(2, 10),), strict=strict)
+    assert _relu_targets(ep.graph_module) == {"relu_ext.relu.default" if opaque else "aten.relu.default"}
+    x = torch.randn(2, 10)
+    assert_same(ep.module()(x), simple_model(nn.ReLU())(x))
