@@ -191,6 +191,7 @@ def run_compiled_steps(runner, device, batches):
         for batch in sizes:
             x, y = (t.to(device) for t in data(batch))
             for opaque in (False, True):
+                relu_ext.config.opaque_under_compile = opaque  # what this pair's relu_ext step is traced with
                 torch._dynamo.reset()  # a fresh cache: the two graphs of this pair, no fallback to eager
                 torch.manual_seed(0)
                 model = make(nn.ReLU()).to(device)
@@ -202,7 +203,6 @@ def run_compiled_steps(runner, device, batches):
                     def step(relu=relu):
                         if model.relu is not relu:
                             model.relu = relu
-                        relu_ext.config.opaque_under_compile = opaque  # the setting this variant is traced with
                         opt.zero_grad(set_to_none=True)
                         nn.functional.mse_loss(compiled(x), y).backward()
                         opt.step()
