@@ -19,6 +19,10 @@ namespace {
 // tracer sees the call as through torch.ops or torch.relu.
 enum Entry { kRelu, kRelu_, kReluSaveMask, kReluSaveMask_, kOpaque, kEntries = 2 * kOpaque };
 PyObject* fallbacks[kEntries] = {};
+// What each entry calls with an input the op refused, and the error (relu_ext/functional.py): the other layouts,
+// and the clearer errors, which need Python. Here rather than a try in each Python caller: torch.compile guards
+// every name those callers read.
+PyObject* refused_handler = nullptr;
 
 bool plain_tensor(PyObject* obj) { return THPVariable_CheckExact(obj) && !at::impl::torch_function_mode_enabled(); }
 
@@ -46,8 +50,20 @@ void in_place_entry(const at::Tensor& self) {
   }
 }
 
+// result, or nullptr with the error set by the op or the fallback: the handler's result if it is a RuntimeError
+// (NotImplementedError among them) or a TypeError, the error itself otherwise.
+PyObject* or_refused(PyObject* result, PyObject* arg, bool in_place) {
+  if (result != nullptr || refused_handler == nullptr ||
+      !(PyErr_ExceptionMatches(PyExc_RuntimeError) || PyErr_ExceptionMatches(PyExc_TypeError))) {
+    return result;
+  }
+  pybind11::error_already_set error;  // takes the error out of the interpreter
+  return PyObject_CallFunctionObjArgs(refused_handler, arg, in_place ? Py_True : Py_False, error.value().ptr(),
+                                      nullptr);
+}
+
 template <int kEntry, at::Tensor (*kCall)(const at::Tensor&)>
-PyObject* py_out_of_place(PyObject* /*module*/, PyObject* arg) {
+PyObject* run_out_of_place(PyObject* arg) {
   HANDLE_TH_ERRORS
   if (!plain_tensor(arg)) return call_fallback(kEntry, arg);
   const at::Tensor& self = THPVariable_Unpack(arg);
@@ -61,7 +77,7 @@ PyObject* py_out_of_place(PyObject* /*module*/, PyObject* arg) {
 }
 
 template <int kEntry, void (*kCall)(const at::Tensor&)>
-PyObject* py_in_place(PyObject* /*module*/, PyObject* arg) {
+PyObject* run_in_place(PyObject* arg) {
   HANDLE_TH_ERRORS
   if (!plain_tensor(arg)) return call_fallback(kEntry, arg);
   const at::Tensor& self = THPVariable_Unpack(arg);
@@ -73,15 +89,31 @@ PyObject* py_in_place(PyObject* /*module*/, PyObject* arg) {
   END_HANDLE_TH_ERRORS
 }
 
+template <int kEntry, at::Tensor (*kCall)(const at::Tensor&)>
+PyObject* py_out_of_place(PyObject* /*module*/, PyObject* arg) {
+  return or_refused(run_out_of_place<kEntry, kCall>(arg), arg, /*in_place=*/false);
+}
+
+template <int kEntry, void (*kCall)(const at::Tensor&)>
+PyObject* py_in_place(PyObject* /*module*/, PyObject* arg) {
+  PyObject* result = or_refused(run_in_place<kEntry, kCall>(arg), arg, /*in_place=*/true);
+  if (result == nullptr) return nullptr;
+  Py_DECREF(result);  // None, or the input from the handler: the in-place entries return None
+  Py_RETURN_NONE;
+}
+
 PyObject* py_set_fallbacks(PyObject* /*module*/, PyObject* args) {
-  PyObject* given[kEntries];
-  if (!PyArg_ParseTuple(args, "OOOOOOOO", &given[0], &given[1], &given[2], &given[3], &given[4], &given[5], &given[6],
-                        &given[7])) {
+  PyObject *handler, *given;
+  if (!PyArg_ParseTuple(args, "OO!", &handler, &PyTuple_Type, &given)) return nullptr;
+  if (PyTuple_GET_SIZE(given) != kEntries) {
+    PyErr_Format(PyExc_TypeError, "relu_ext._C._set_fallbacks: %d fallbacks expected", static_cast<int>(kEntries));
     return nullptr;
   }
+  Py_INCREF(handler);
+  Py_XSETREF(refused_handler, handler);
   for (int i = 0; i < kEntries; ++i) {
-    Py_INCREF(given[i]);
-    Py_XSETREF(fallbacks[i], given[i]);
+    Py_INCREF(PyTuple_GET_ITEM(given, i));
+    Py_XSETREF(fallbacks[i], PyTuple_GET_ITEM(given, i));
   }
   Py_RETURN_NONE;
 }
@@ -139,8 +171,9 @@ PyMethodDef methods[] = {
     {"relu_save_mask_opaque_", py_in_place<kOpaque + kReluSaveMask_, call_relu_save_mask_>, METH_O,
      "relu_save_mask_, for opaque_under_compile"},
     {"_set_fallbacks", py_set_fallbacks, METH_VARARGS,
-     "what the entries call for tensor subclasses and modes: relu, relu_, relu_save_mask, relu_save_mask_, then the "
-     "same four opaque"},
+     "(refused, fallbacks): what the entries call with (input, in_place, error) for an input the op refused, and "
+     "a tuple of what they call for tensor subclasses and modes: relu, relu_, relu_save_mask, relu_save_mask_, then "
+     "the same four opaque"},
     {"_check_relu_input", py_check_input<check_relu_input>, METH_VARARGS,
      "the kernels' input check (tensor, op name)"},
     {"_check_relu_backward_inputs", py_check_relu_backward_inputs, METH_VARARGS,

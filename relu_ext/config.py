@@ -22,10 +22,10 @@ class _Config(types.ModuleType):
 
     @opaque_under_compile.setter
     def opaque_under_compile(self, value: bool) -> None:
-        from . import functional
+        from . import functional, modules
 
         self._opaque = bool(value)
-        functional._use_entries(self._opaque)
+        functional._use_entries(self._opaque, vars(functional), vars(modules))
 
 
 sys.modules[__name__].__class__ = _Config  # a module whose attribute is a property (the setter above)

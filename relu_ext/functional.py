@@ -74,22 +74,36 @@ def _opaque_relu_save_mask_(input):
         _relu_save_mask_(input)
 
 
+def _refused(input, in_place, error):
+    """What the C entries call with an input the op refused: relu of a sparse or nested tensor, else the error,
+    made clearer where Python can tell why."""
+    if isinstance(input, torch.Tensor):
+        if in_place and input.layout == torch.sparse_coo:
+            return _sparse_coo_relu_(input)
+        out = None if in_place else _other_layout_relu(input)
+        if out is not None:
+            return out
+    raise _clearer_error(input, "relu_" if in_place else "relu", error)
+
+
 # relu, relu_ and ReLU call C entries (csrc/python_module.cpp), which skip the OpOverload's argument parsing, and which
 # torch.compile puts in its graphs as they are (relu_ext/_in_graph.py); one set for each setting of the switch.
-_C._set_fallbacks(_fused_relu, _fused_relu_, _fused_relu_save_mask, _fused_relu_save_mask_,
-                  _relu, _opaque_relu_, _opaque_relu_save_mask, _opaque_relu_save_mask_)
+_C._set_fallbacks(_refused, (_fused_relu, _fused_relu_, _fused_relu_save_mask, _fused_relu_save_mask_,
+                             _relu, _opaque_relu_, _opaque_relu_save_mask, _opaque_relu_save_mask_))
+_ENTRY_NAMES = ("_relu_entry", "_relu__entry", "_relu_save_mask_entry", "_relu_save_mask__entry")
 _ENTRIES = {False: (_C.relu, _C.relu_, _C.relu_save_mask, _C.relu_save_mask_),
             True: (_C.relu_opaque, _C.relu_opaque_, _C.relu_save_mask_opaque, _C.relu_save_mask_opaque_)}
 
 
-def _use_entries(opaque):
-    """Binds the entries relu, relu_ and ReLU call to those for the setting (relu_ext.config sets it). torch.compile
-    guards on which entry a module global names, so a change recompiles."""
-    global _relu_entry, _relu__entry, _relu_save_mask_entry, _relu_save_mask__entry
-    _relu_entry, _relu__entry, _relu_save_mask_entry, _relu_save_mask__entry = _ENTRIES[opaque]
+# Globals here and in relu_ext.modules, which imports them: torch.compile guards on which entry a global names, so
+# that a change of the setting, which rebinds both (_use_entries), recompiles. (An attribute of another module would
+# be two guards.)
+_relu_entry, _relu__entry, _relu_save_mask_entry, _relu_save_mask__entry = _ENTRIES[config.opaque_under_compile]
 
 
-_use_entries(config.opaque_under_compile)
+def _use_entries(opaque, *namespaces):
+    for namespace in namespaces:
+        namespace.update(zip(_ENTRY_NAMES, _ENTRIES[opaque]))
 
 
 class ReLUFunction(torch.autograd.Function):
@@ -182,24 +196,13 @@ def relu(input, inplace=False, save_mask=False):
     save_mask=True: the same output, but the backward keeps one bit per element instead of the output (README)."""
     if inplace:
         return relu_(input, save_mask=save_mask)
-    try:
-        return (_relu_save_mask_entry if save_mask else _relu_entry)(input)
-    except (RuntimeError, NotImplementedError, TypeError) as error:  # checks that need Python, off the fast path
-        out = _other_layout_relu(input) if isinstance(input, torch.Tensor) else None
-        if out is not None:
-            return out
-        raise _clearer_error(input, "relu", error) from None
+    return (_relu_save_mask_entry if save_mask else _relu_entry)(input)
 
 
 def relu_(input, save_mask=False):
     """Like torch.relu_: relu in place, returning input. Raises before writing, as torch does, on a leaf that
     requires grad and on a tensor whose elements share memory. save_mask as in relu."""
-    try:
-        (_relu_save_mask__entry if save_mask else _relu__entry)(input)
-    except (RuntimeError, NotImplementedError, TypeError) as error:
-        if isinstance(input, torch.Tensor) and input.layout == torch.sparse_coo:
-            return _sparse_coo_relu_(input)
-        raise _clearer_error(input, "relu_", error) from None
+    (_relu_save_mask__entry if save_mask else _relu__entry)(input)
     return input
 
 

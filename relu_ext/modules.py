@@ -1,10 +1,16 @@
 """relu_ext.ReLU, a drop-in for torch.nn.ReLU, and replace_relu, which swaps it into a model."""
 import torch
+from torch.jit._builtins import _register_builtin
 
-from . import functional
-from .functional import relu
+from .functional import _ENTRIES, _relu__entry, _relu_entry, _relu_save_mask__entry, _relu_save_mask_entry
 
 _is_scripting = torch.jit.is_scripting  # a module-level name: torch.compile then guards one object, not a chain
+
+# TorchScript compiles forward's calls of the plain entries as relu_ext's ops, as torch maps C functions of its own
+# (torch/jit/_script.py), so that forward needs no TorchScript branch unless save_mask is set.
+for _entries in _ENTRIES.values():
+    _register_builtin(_entries[0], "relu_ext::relu")
+    _register_builtin(_entries[1], "relu_ext::relu_")
 
 
 class ReLU(torch.nn.Module):
@@ -21,28 +27,26 @@ class ReLU(torch.nn.Module):
         self.save_mask = save_mask
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if _is_scripting():  # torch.jit.script compiles this branch only (the rest is Python only)
-            mask = self.save_mask and input.requires_grad and torch.is_grad_enabled()
+        # torch.compile guards every attribute and global read here on each call of the compiled model; the default
+        # path reads two flags and one entry. The entries pass refused inputs to relu_ext.functional._refused.
+        if self.save_mask:
+            if _is_scripting():  # torch.jit.script compiles this branch only: the save_mask entries have no op
+                mask = input.requires_grad and torch.is_grad_enabled()
+                if self.inplace:
+                    if mask:
+                        torch.ops.relu_ext.relu_mask_(input)
+                    else:
+                        torch.ops.relu_ext.relu_(input)
+                    return input
+                return torch.ops.relu_ext.relu_mask(input)[0] if mask else torch.ops.relu_ext.relu(input)
             if self.inplace:
-                if mask:
-                    torch.ops.relu_ext.relu_mask_(input)
-                else:
-                    torch.ops.relu_ext.relu_(input)
+                _relu_save_mask__entry(input)
                 return input
-            return torch.ops.relu_ext.relu_mask(input)[0] if mask else torch.ops.relu_ext.relu(input)
-        return self._call_entry(input)
-
-    def _call_entry(self, input):
-        """relu's C entry for these flags, called from here rather than through relu(): torch.compile puts it in its
-        graph with fewer guards (relu_ext/_in_graph.py). What it refuses goes to relu(), for the other layouts and
-        the clearer errors. (A method, as TorchScript does not parse try.)"""
-        try:
-            if self.inplace:
-                (functional._relu_save_mask__entry if self.save_mask else functional._relu__entry)(input)
-                return input
-            return (functional._relu_save_mask_entry if self.save_mask else functional._relu_entry)(input)
-        except (RuntimeError, NotImplementedError, TypeError):
-            return relu(input, inplace=self.inplace, save_mask=self.save_mask)
+            return _relu_save_mask_entry(input)
+        if self.inplace:
+            _relu__entry(input)
+            return input
+        return _relu_entry(input)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{name}=True" for name in ("inplace", "save_mask") if getattr(self, name))

@@ -83,8 +83,8 @@ def test_cuda_tensor_on_cpu_only_build_says_how_to_rebuild(monkeypatch):
         raise NotImplementedError("Could not run 'relu_ext::relu' with arguments from the 'CUDA' backend.")
 
     monkeypatch.setattr(relu_ext.functional, "WITH_CUDA", False)
-    monkeypatch.setattr(relu_ext.functional, "_relu_entry", no_cuda_kernel)
-    monkeypatch.setattr(relu_ext.functional, "_relu__entry", no_cuda_kernel)
+    monkeypatch.setattr(relu_ext.functional, "_relu", no_cuda_kernel)  # the ops the entries call for a subclass
+    monkeypatch.setattr(relu_ext.functional, "_relu_", no_cuda_kernel)
     x = torch.Tensor._make_subclass(LooksLikeCuda, torch.zeros(3))
     for fn in (relu_ext.relu, relu_ext.relu_):
         with pytest.raises(RuntimeError, match="built without CUDA.*RELU_EXT_CUDA=1 pip install"):
