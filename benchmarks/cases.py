@@ -198,7 +198,10 @@ def run_compiled_steps(runner, device, batches):
                 compiled = torch.compile(model, dynamic=False)
                 opt = torch.optim.SGD(model.parameters(), lr=1e-3)
                 steps = {}
-                for label, relu in (("relu_ext", relu_ext.ReLU()), ("nn.ReLU", nn.ReLU())):
+                # The control, on the fused pair: nn.ReLU against another nn.ReLU in the same harness, which shows
+                # how far this run's ratios scatter when nothing differs.
+                control = [("another nn.ReLU", nn.ReLU())] if not opaque and name == "SimpleModel" else []
+                for label, relu in [("relu_ext", relu_ext.ReLU()), ("nn.ReLU", nn.ReLU())] + control:
 
                     def step(relu=relu):
                         if model.relu is not relu:
@@ -210,5 +213,9 @@ def run_compiled_steps(runner, device, batches):
                     step()  # compiles
                     steps[label] = ("step()", {"step": step})
                 op = f"compiled {name} step" + (" (opaque)" if opaque else "")
-                runner.case(device, op, "float32", batch, 0, steps, None, more_rounds=3)
+                runner.case(device, op, "float32", batch, 0, {k: steps[k] for k in ("relu_ext", "nn.ReLU")}, None,
+                            more_rounds=3)
+                if control:
+                    runner.case(device, f"compiled {name} step, control", "float32", batch, 0,
+                                {k: steps[k] for k in ("nn.ReLU", "another nn.ReLU")}, None, more_rounds=3)
     relu_ext.config.opaque_under_compile = False

@@ -21,7 +21,7 @@ def print_row(row):
     peers = "  ".join(f"{k} {fmt_time(t)} ({row['ratios'][k]:.2f}x)" for k, t in times.items() if k != names[0])
     limit = f"  {row['copy_fraction'] * 100:5.1f}% of copy" if row["copy_fraction"] else ""
     rate = f"{row['gbps'][names[0]]:7.1f} GB/s  " if row["bytes"] else ""
-    print(f"{label:<28} {sub_label:<14} relu_ext {fmt_time(mine):>9} {rate}ratio {row['ratio_vs_torch']:5.2f}{limit}"
+    print(f"{label:<28} {sub_label:<14} {names[0]} {fmt_time(mine):>9} {rate}ratio {row['ratio_vs_torch']:5.2f}{limit}"
           f"  | {peers}", flush=True)
 
 
@@ -46,11 +46,13 @@ def ratio_tables(rows):
                 lines.append(f"| {op} | {dtype} | {peer} | " + " | ".join(row) + " |")
         steps = [r for r in rows if r["device"] == device and not r["bytes"]]
         if steps:
-            lines += ["", "| training step | batch | relu_ext | peer | ratio |", "|---|---|---|---|---|"]
+            lines += ["", "| training step | batch | timed | against | ratio (95% interval) |", "|---|---|---|---|---|"]
             for r in steps:
                 names = list(r["times_s"])
-                lines.append(f"| {r['op']} | {r['numel']} | {fmt_time(r['times_s'][names[0]])} | "
-                             f"{names[1]} {fmt_time(r['times_s'][names[1]])} | {r['ratio_vs_torch']:.2f} |")
+                low, high = r["ratio_interval"]
+                lines.append(f"| {r['op']} | {r['numel']} | {names[0]} {fmt_time(r['times_s'][names[0]])} | "
+                             f"{names[1]} {fmt_time(r['times_s'][names[1]])} | {r['ratio_vs_torch']:.3f} "
+                             f"({low:.3f}-{high:.3f}) |")
         lines.append("")
     return "\n".join(lines)
 
@@ -60,7 +62,8 @@ def markdown(info, rows):
             f"CPU capability {info['cpu_capability']}, THP_MEM_ALLOC_ENABLE={info['thp_mem_alloc']}, {info['date']}.",
             "", "Ratio = torch's time / relu_ext's in the same round, the median over "
             f"{info['sweeps']} sweeps x {info['rounds']} rounds, the impls taking turns (above 1: relu_ext is "
-            "faster); in brackets, relu_ext's throughput as a fraction of a plain copy of the same bytes.", ""]
+            "faster); in brackets, relu_ext's throughput as a fraction of a plain copy of the same bytes, and for "
+            "the training steps the ratio's 95% bootstrap interval over the paired rounds.", ""]
     return "\n".join(head) + ratio_tables(rows)
 
 

@@ -3,6 +3,7 @@ of the other, so that a slow spell of a shared machine (it can last seconds) slo
 import contextlib
 import io
 import logging
+import random
 import statistics
 
 # torch.utils.benchmark imports cpp_extension, which warns about a CUDA_HOME without a GPU (a log record in recent
@@ -79,10 +80,19 @@ def make_row(device, op, dtype_name, numel, bytes_moved, round_times, copy_times
     times = {name: statistics.median(ts) for name, ts in round_times.items()}
     names = list(times)
     mine = round_times[names[0]]
-    ratios = {k: statistics.median(t / m for t, m in zip(ts, mine)) for k, ts in round_times.items() if k != names[0]}
+    pairs = {k: [t / m for t, m in zip(ts, mine)] for k, ts in round_times.items() if k != names[0]}
+    ratios = {k: statistics.median(r) for k, r in pairs.items()}
     copy_time = statistics.median(copy_times) if copy_times else None
     return {"device": device, "op": op, "dtype": dtype_name, "numel": numel, "bytes": bytes_moved, "sweeps": sweeps,
             "times_s": times, "round_times_s": round_times, "copy_times_s": copy_times,
             "gbps": {k: bytes_moved / t / 1e9 for k, t in times.items()},
-            "ratio_vs_torch": ratios[names[1]], "ratios": ratios,
+            "ratio_vs_torch": ratios[names[1]], "ratios": ratios, "ratio_interval": interval(pairs[names[1]]),
             "copy_fraction": (copy_time / times[names[0]]) if copy_time else None}
+
+
+def interval(ratios, draws=2000):
+    """The 95% bootstrap interval of the median of the paired ratios (a fixed seed: the same rounds, the same
+    interval)."""
+    rng = random.Random(0)
+    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(draws))
+    return [medians[int(0.025 * draws)], medians[int(0.975 * draws) - 1]]

@@ -34,7 +34,7 @@ def test_quick_run_writes_documented_json(tmp_path):
                    ("forward save_mask", "bfloat16"), ("backward from mask", "bfloat16"),
                    ("SimpleModel train step", "float32")}
     for row in data["rows"]:
-        for key in ("device", "numel", "bytes", "times_s", "gbps", "ratio_vs_torch", "copy_fraction"):
+        for key in ("device", "numel", "bytes", "times_s", "gbps", "ratio_vs_torch", "ratio_interval", "copy_fraction"):
             assert key in row, key
         assert list(row["times_s"])[0] == "relu_ext" and all(t > 0 for t in row["times_s"].values())
         assert row["ratio_vs_torch"] > 0
@@ -104,7 +104,19 @@ def test_printed_summary_keeps_two_decimals(capsys):
                            {"relu_ext": [2.0e-4], "nn.ReLU": [1.98e-4]}, None or [])
     table = report.ratio_tables([row, step])
     assert "| forward | float32 | torch.relu | 0.99 |" in table
-    assert "| SimpleModel train step | 64 | 200 us | nn.ReLU 198 us | 0.99 |" in table
+    assert "| SimpleModel train step | 64 | relu_ext 200 us | nn.ReLU 198 us | 0.990 (0.990-0.990) |" in table
+
+
+def test_step_ratios_carry_their_bootstrap_interval():
+    """The interval of the median paired ratio: it holds the median, lies within the ratios, and narrows with more
+    rounds of the same scatter."""
+    mine = [1.0] * 40
+    theirs = [0.9, 0.95, 1.0, 1.05, 1.2] * 8
+    row = timing.make_row("cpu", "step", "float32", 64, 0, {"relu_ext": mine, "nn.ReLU": theirs}, [])
+    low, high = row["ratio_interval"]
+    assert 0.9 <= low <= row["ratio_vs_torch"] == 1.0 <= high <= 1.2 and low < high
+    fewer = timing.make_row("cpu", "step", "float32", 64, 0, {"relu_ext": mine[:5], "nn.ReLU": theirs[:5]}, [])
+    assert fewer["ratio_interval"][1] - fewer["ratio_interval"][0] > high - low
 
 
 def test_no_torch_warning_at_the_top_of_a_cpu_run(tmp_path):
