@@ -72,9 +72,10 @@ def test_the_graph_holds_torchs_relu_or_relu_exts_op(opaque):
     assert any("relu_ext" in t for t in targets) == opaque, targets
 
 
-def test_a_change_of_the_setting_recompiles(monkeypatch):
+@pytest.mark.parametrize("caller", [relu_ext.relu, relu_ext.ReLU()], ids=["functional", "module"])
+def test_a_change_of_the_setting_recompiles(monkeypatch, caller):
     """The setting picks which C entries relu_ext calls; torch.compile guards on them (and its caches key on them)."""
-    f = torch.compile(lambda x: relu_ext.relu(x) + 1, fullgraph=True)
+    f = torch.compile(lambda x: caller(x) + 1, fullgraph=True)
     x = torch.randn(5, requires_grad=True)
     with torch._inductor.utils.fresh_inductor_cache():
         for opaque in (False, True, False):
