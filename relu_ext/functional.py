@@ -29,49 +29,33 @@ _is_compiling = torch.compiler.is_compiling  # under torch.compile and torch.exp
 _is_exporting = getattr(torch.compiler, "is_exporting", _is_compiling)  # torch < 2.7 cannot tell them apart
 
 
+def _traced_as(tracing, traced, eager):
+    """A fallback that calls `traced` while `tracing()` and `eager` (the op) otherwise."""
+    def fallback(input):
+        return traced(input) if tracing() else eager(input)
+    return fallback
+
+
+def _export_relu_(input):
+    return input.copy_(_relu(input))
+
+
 # What the C entries call for tensor subclasses and torch function modes: the ops, as torch.ops would be called, so
 # that the subclass or mode sees them. torch.compile and torch.export trace with such tensors (FakeTensor,
-# FunctionalTensor), and so these also decide what a traced graph holds: torch's relu (the entries made for the
-# default setting) or relu_ext's ops (those for opaque_under_compile). An export never holds a mask op or an in-place
-# relu_ext op (relu and a copy_ instead), as ONNX translates neither.
-def _fused_relu(input):
-    return torch.relu(input) if _is_compiling() else _relu(input)
-
-
-def _fused_relu_(input):
-    if _is_compiling():
-        torch.relu_(input)
-    else:
-        _relu_(input)
-
-
-def _fused_relu_save_mask(input):
-    return torch.relu(input) if _is_compiling() else _relu_save_mask(input)
-
-
-def _fused_relu_save_mask_(input):
-    if _is_compiling():
-        torch.relu_(input)
-    else:
-        _relu_save_mask_(input)
-
-
-def _opaque_relu_(input):
-    if _is_exporting():
-        input.copy_(_relu(input))
-    else:
-        _relu_(input)
-
-
-def _opaque_relu_save_mask(input):
-    return _relu(input) if _is_exporting() else _relu_save_mask(input)
-
-
-def _opaque_relu_save_mask_(input):
-    if _is_exporting():
-        input.copy_(_relu(input))
-    else:
-        _relu_save_mask_(input)
+# FunctionalTensor), and so these also decide what a traced graph holds. In the entries' order (relu, relu_,
+# relu_save_mask, relu_save_mask_), first for the default setting: torch's relu, which Inductor fuses; then for
+# opaque_under_compile: relu_ext's ops, except that an export holds no mask op and no in-place relu_ext op (relu and
+# a copy_ instead), as ONNX translates neither. (The in-place entries return None whatever these return.)
+_FALLBACKS = (
+    _traced_as(_is_compiling, torch.relu, _relu),
+    _traced_as(_is_compiling, torch.relu_, _relu_),
+    _traced_as(_is_compiling, torch.relu, _relu_save_mask),
+    _traced_as(_is_compiling, torch.relu_, _relu_save_mask_),
+    _relu,
+    _traced_as(_is_exporting, _export_relu_, _relu_),
+    _traced_as(_is_exporting, _relu, _relu_save_mask),
+    _traced_as(_is_exporting, _export_relu_, _relu_save_mask_),
+)
 
 
 def _refused(input, in_place, error):
@@ -88,8 +72,7 @@ def _refused(input, in_place, error):
 
 # relu, relu_ and ReLU call C entries (csrc/python_module.cpp), which skip the OpOverload's argument parsing, and which
 # torch.compile puts in its graphs as they are (relu_ext/_in_graph.py); one set for each setting of the switch.
-_C._set_fallbacks(_refused, (_fused_relu, _fused_relu_, _fused_relu_save_mask, _fused_relu_save_mask_,
-                             _relu, _opaque_relu_, _opaque_relu_save_mask, _opaque_relu_save_mask_))
+_C._set_fallbacks(_refused, _FALLBACKS)
 _ENTRY_NAMES = ("_relu_entry", "_relu__entry", "_relu_save_mask_entry", "_relu_save_mask__entry")
 _ENTRIES = {False: (_C.relu, _C.relu_, _C.relu_save_mask, _C.relu_save_mask_),
             True: (_C.relu_opaque, _C.relu_opaque_, _C.relu_save_mask_opaque, _C.relu_save_mask_opaque_)}
