@@ -2,6 +2,7 @@
 // and links the output to a Node, so a call costs about what torch.relu's does (a Python autograd.Function costs far
 // more: docs/PERFORMANCE.md). Registered for the Autograd key, so torch.ops.relu_ext.* are differentiable on every
 // device and under torch.func; the backward ops have Nodes too, so double backward works.
+#include <ATen/FunctionalTensorWrapper.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/zeros_like.h>
 #include <torch/csrc/autograd/VariableTypeUtils.h>
@@ -32,9 +33,9 @@ const c10::TypedOperatorHandle<at::Tensor(const at::Tensor&)>& relu_op() {
   return op;
 }
 
-const c10::TypedOperatorHandle<void(const at::Tensor&)>& relu__op() {
+const c10::TypedOperatorHandle<at::Tensor(const at::Tensor&)>& relu__op() {
   static const auto op =
-      c10::Dispatcher::singleton().findSchemaOrThrow("relu_ext::relu_", "").typed<void(const at::Tensor&)>();
+      c10::Dispatcher::singleton().findSchemaOrThrow("relu_ext::relu_", "").typed<at::Tensor(const at::Tensor&)>();
   return op;
 }
 
@@ -245,13 +246,14 @@ void relu__tangent(const at::Tensor& self) {
   if (self_t.defined()) self_t.copy_(relu_backward_op().call(self_t, self._fw_primal(kForwardLevel)));
 }
 
-void relu__autograd(c10::DispatchKeySet ks, const at::Tensor& self) {
+at::Tensor relu__autograd(c10::DispatchKeySet ks, const at::Tensor& self) {
   if (!records_grad(self)) {
     {
-      at::AutoDispatchBelowADInplaceOrView guard;
+      at::AutoDispatchBelowAutograd guard;
       relu__op().redispatch(ks & c10::after_autograd_keyset, self);
     }
-    return relu__tangent(self);
+    relu__tangent(self);
+    return self;
   }
   // torch's own check and error, before anything is written: a leaf that requires grad, a view of one, or a view
   // whose history an in-place op may not rewrite.
@@ -259,7 +261,7 @@ void relu__autograd(c10::DispatchKeySet ks, const at::Tensor& self) {
   auto node = make_node<ReluNode>();
   node->set_next_edges(torch::autograd::collect_next_edges(self));
   {
-    at::AutoDispatchBelowADInplaceOrView guard;
+    at::AutoDispatchBelowAutograd guard;  // ADInplaceOrView still runs: it bumps the version
     relu__op().redispatch(ks & c10::after_autograd_keyset, self);
   }
   // self now comes out of the node (through a CopySlices when it is a view)
@@ -267,6 +269,7 @@ void relu__autograd(c10::DispatchKeySet ks, const at::Tensor& self) {
   torch::autograd::impl::rebase_history(self, {node, 0});
   node->saved_ = torch::autograd::SavedVariable(self, /*is_output=*/true, /*is_inplace_on_view=*/self.is_view());
   relu__tangent(self);
+  return self;
 }
 
 at::Tensor relu_backward_autograd(c10::DispatchKeySet ks, const at::Tensor& grad_output, const at::Tensor& result) {
@@ -323,7 +326,7 @@ at::Tensor relu_mask__autograd(c10::DispatchKeySet ks, const at::Tensor& self) {
   at::Tensor mask;
   if (!records_grad(self)) {
     {
-      at::AutoDispatchBelowADInplaceOrView guard;
+      at::AutoDispatchBelowAutograd guard;
       mask = relu_mask__op().redispatch(ks & c10::after_autograd_keyset, self);
     }
     relu_mask__tangent(self, mask);
@@ -333,7 +336,7 @@ at::Tensor relu_mask__autograd(c10::DispatchKeySet ks, const at::Tensor& self) {
   auto node = make_node<MaskNode>();
   node->set_next_edges(torch::autograd::collect_next_edges(self));
   {
-    at::AutoDispatchBelowADInplaceOrView guard;
+    at::AutoDispatchBelowAutograd guard;
     mask = relu_mask__op().redispatch(ks & c10::after_autograd_keyset, self);
   }
   node->add_input_metadata(self);
@@ -366,6 +369,53 @@ at::Tensor relu_mask_backward_autograd(c10::DispatchKeySet ks, const at::Tensor&
   return grad_input;
 }
 
+// The version counter, as torch's in-place ops keep it: bumped by the ADInplaceOrView kernel, after the write, so
+// that whatever runs below it (a dispatch mode such as selective checkpointing's cache) sees the version before
+// the write. relu_mask_ returns the mask, not self: the mask is bumped too, so that a cache of this call's outputs
+// also sees that the call wrote (torch.utils.checkpoint's SAC then raises as it does for aten::relu_).
+at::Tensor relu__inplace_or_view(c10::DispatchKeySet ks, const at::Tensor& self) {
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    relu__op().redispatch(ks & c10::after_ADInplaceOrView_keyset, self);
+  }
+  torch::autograd::increment_version(self);
+  return self;
+}
+
+at::Tensor relu_mask__inplace_or_view(c10::DispatchKeySet ks, const at::Tensor& self) {
+  at::Tensor mask;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    mask = relu_mask__op().redispatch(ks & c10::after_ADInplaceOrView_keyset, self);
+  }
+  torch::autograd::increment_version(self);
+  torch::autograd::increment_version(mask);
+  return mask;
+}
+
+// Functionalization (torch.compile, torch.export, torch.func.functionalize), as torch's generated code does it for
+// aten::relu_: the functional op's result replaces self's value. Traced graphs then hold relu_ext::relu.
+at::Tensor relu__functionalize(const at::Tensor& self) {
+  namespace impl = at::functionalization::impl;
+  if (!impl::isFunctionalTensor(self)) {
+    at::AutoDispatchSkipFunctionalize guard;
+    return relu__op().call(self);
+  }
+  impl::sync(self);
+  const at::Tensor inner = impl::from_functional_tensor(self);
+  check_relu_input(inner, "relu_");
+  check_no_internal_overlap(inner);
+  at::Tensor out;
+  {
+    at::AutoDispatchSkipFunctionalize guard;
+    out = relu_op().call(inner);
+  }
+  impl::replace_(self, out);
+  impl::commit_update(self);
+  impl::sync(self);
+  return self;
+}
+
 }  // namespace
 
 at::Tensor call_relu(const at::Tensor& self) { return relu_op().call(self); }
@@ -383,6 +433,13 @@ void call_relu_save_mask_(const at::Tensor& self) {
     relu__op().call(self);
   }
 }
+
+TORCH_LIBRARY_IMPL(relu_ext, ADInplaceOrView, m) {
+  m.impl("relu_", &relu__inplace_or_view);
+  m.impl("relu_mask_", &relu_mask__inplace_or_view);
+}
+
+TORCH_LIBRARY_IMPL(relu_ext, Functionalize, m) { m.impl("relu_", &relu__functionalize); }
 
 TORCH_LIBRARY_IMPL(relu_ext, Autograd, m) {
   m.impl("relu", &relu_autograd);

@@ -22,6 +22,7 @@ def _relu_fake(self):
 @torch.library.register_fake("relu_ext::relu_")
 def _relu__fake(self):
     _C._check_relu_input(self, "relu_")
+    return self
 
 
 @torch.library.register_fake("relu_ext::relu_backward")
@@ -59,8 +60,7 @@ def _relu_vmap(info, in_dims, self):
 
 
 def _relu__vmap(info, in_dims, self):
-    _relu_(self)
-    return None, None
+    return _relu_(self), in_dims[0]  # self itself: vmap gives back the batched input it came from
 
 
 def _relu_backward_vmap(info, in_dims, grad_output, result):

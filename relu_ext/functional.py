@@ -1,5 +1,7 @@
 """The functional API (relu, relu_, as torch.nn.functional) and ReLUFunction, the same computation as a Python
 autograd.Function. relu and relu_ are differentiable through the ops' own C++ autograd (csrc/autograd.cpp)."""
+import sys
+
 import torch
 
 from . import WITH_CUDA, _C, config
@@ -13,13 +15,34 @@ _relu_mask_ = torch.ops.relu_ext.relu_mask_.default
 
 def _relu_save_mask(input):
     """relu that keeps a 1-bit mask for the backward where autograd records it (the mask op), else plain relu."""
-    if input.requires_grad and torch.is_grad_enabled():
+    if isinstance(input, torch.Tensor) and input.requires_grad and torch.is_grad_enabled():
+        if _is_dtensor(input):
+            return _dtensor_relu_save_mask(input)
         return _relu_mask(input)[0]
-    return _relu(input)
+    return _relu(input)  # a non-tensor gets the op's TypeError
+
+
+def _is_dtensor(input):
+    dtensor = sys.modules.get("torch.distributed.tensor")
+    return dtensor is not None and isinstance(input, dtensor.DTensor)
+
+
+def _dtensor_relu_save_mask(input):
+    """save_mask on a DTensor: each shard's own mask, on its local tensor. to_local and from_local are
+    differentiable, and from_local's backward brings the gradient to the placements of this output, so each rank's
+    gradient meets the mask of its own shard. A Partial input is reduced first, as DTensor does for torch.relu."""
+    from torch.distributed.tensor import DTensor, Replicate
+
+    placements = [Replicate() if p.is_partial() else p for p in input.placements]
+    input = input.redistribute(input.device_mesh, placements)
+    out = _relu_mask(input.to_local())[0]
+    return DTensor.from_local(out, input.device_mesh, placements, run_check=False, shape=input.shape,
+                              stride=input.stride())
 
 
 def _relu_save_mask_(input):
-    if input.requires_grad and torch.is_grad_enabled():
+    # In place on a DTensor saves the output, as plain relu_ (its shards' masks would need a second tensor).
+    if isinstance(input, torch.Tensor) and input.requires_grad and torch.is_grad_enabled() and not _is_dtensor(input):
         _relu_mask_(input)
     else:
         _relu_(input)
@@ -62,8 +85,8 @@ def _refused(input, in_place, error):
     """What the C entries call with an input the op refused: relu of a sparse or nested tensor, else the error,
     made clearer where Python can tell why."""
     if isinstance(input, torch.Tensor):
-        if in_place and input.layout == torch.sparse_coo:
-            return _sparse_coo_relu_(input)
+        if in_place and input.layout in _SPARSE_LAYOUTS:
+            return _sparse_relu_(input)
         out = None if in_place else _other_layout_relu(input)
         if out is not None:
             return out
@@ -89,19 +112,20 @@ def _use_entries(opaque, *namespaces):
         namespace.update(zip(_ENTRY_NAMES, _ENTRIES[opaque]))
 
 
-class ReLUFunction(torch.autograd.Function):
+class _ReLUFunction(torch.autograd.Function):
     """relu as an autograd.Function: forward relu_ext::relu (relu_ when inplace) saving the output, as torch's relu
     does; backward relu_ext::relu_backward, itself differentiable (double backward); forward mode through jvp; works
-    under torch.func (setup_context, a generated vmap rule)."""
-
-    generate_vmap_rule = True
+    under torch.func (setup_context, a vmap rule)."""
 
     @staticmethod
     def forward(input, inplace=False):
-        if inplace:
-            _relu_(input)
-            return input
-        return _relu(input)
+        if not inplace:
+            return _relu(input)
+        if _is_compiling():
+            return _relu_(input)
+        # mark_dirty bumps the version itself: the op runs below the kernel that would bump it a second time.
+        with torch._C._AutoDispatchBelowADInplaceOrView():
+            return _relu_(input)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -126,6 +150,31 @@ class ReLUFunction(torch.autograd.Function):
         # A tangent batched by vmap (check_batched_forward_grad) does not share the counter its copy_ bumps.
         torch.autograd.graph.increment_version(input_t)
         return input_t
+
+    @staticmethod
+    def vmap(info, in_dims, input, inplace):
+        # Elementwise: the batch goes through whole. (generate_vmap_rule would lose mark_dirty's input: vmap hands
+        # setup_context the batched input, not the tensor forward returned.)
+        return _ReLUFunction.apply(input, inplace), in_dims[0]
+
+
+class ReLUFunction(_ReLUFunction):
+    __doc__ = _ReLUFunction.__doc__
+
+    @classmethod
+    def apply(cls, input, inplace=False):
+        if inplace and isinstance(input, torch.Tensor) and input.requires_grad and torch.is_grad_enabled():
+            _check_inplace(input)  # autograd.Function would check only after forward has written
+        # The class without this method: torch.compile takes its apply as any autograd.Function's.
+        return _ReLUFunction.apply(input, inplace)
+
+
+def _check_inplace(input):
+    """torch's errors for an in-place op on a leaf that requires grad, or on a view of one."""
+    if input.is_leaf:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+    if input._base is not None and input._base.is_leaf and input._base.requires_grad:
+        raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
 
 
 def _clearer_error(input, op, error):
@@ -189,9 +238,15 @@ def relu_(input, save_mask=False):
     return input
 
 
-def _sparse_coo_relu_(input):
-    """torch.relu_ on a sparse COO tensor: its stored values in place (torch refuses an uncoalesced one)."""
-    if not input.is_coalesced():
-        torch.relu_(input)  # torch's own error
-    relu_(input._values())
+_SPARSE_LAYOUTS = (torch.sparse_coo, torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc)
+
+
+def _sparse_relu_(input):
+    """torch.relu_ on a sparse tensor: its stored values in place (torch refuses an uncoalesced COO tensor)."""
+    if input.layout == torch.sparse_coo:
+        if not input.is_coalesced():
+            torch.relu_(input)  # torch's own error
+        relu_(input._values())
+    else:
+        relu_(input.values())
     return input

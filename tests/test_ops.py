@@ -12,7 +12,7 @@ OPS = ["relu", "relu_", "relu_backward", "relu_mask", "relu_mask_", "relu_mask_b
 
 def test_schemas():
     assert str(torch.ops.relu_ext.relu.default._schema) == "relu_ext::relu(Tensor self) -> Tensor"
-    assert str(torch.ops.relu_ext.relu_.default._schema) == "relu_ext::relu_(Tensor(a!) self) -> ()"
+    assert str(torch.ops.relu_ext.relu_.default._schema) == "relu_ext::relu_(Tensor(a!) self) -> Tensor(a!)"
     assert (str(torch.ops.relu_ext.relu_backward.default._schema)
             == "relu_ext::relu_backward(Tensor grad_output, Tensor result) -> Tensor")
     assert str(torch.ops.relu_ext.relu_mask.default._schema) == "relu_ext::relu_mask(Tensor self) -> (Tensor, Tensor)"

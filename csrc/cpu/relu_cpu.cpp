@@ -43,11 +43,11 @@ static at::Tensor relu(const at::Tensor& self) {
   return out;
 }
 
-static void relu_(const at::Tensor& self) {
+static at::Tensor relu_(const at::Tensor& self) {
   check_relu_input(self, "relu_");
   check_no_internal_overlap(self);
-  self.unsafeGetTensorImpl()->bump_version();  // as torch's in-place ops do; a custom op gets no automatic bump
   if (self.numel() != 0) kernels().forward(make_plan({&self, &self}), self.scalar_type());
+  return self;
 }
 
 static at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor& result) {
@@ -72,7 +72,6 @@ static std::tuple<at::Tensor, at::Tensor> relu_mask(const at::Tensor& self) {
 static at::Tensor relu_mask_(const at::Tensor& self) {
   check_relu_mask_input(self, "relu_mask_");
   check_no_internal_overlap(self);
-  self.unsafeGetTensorImpl()->bump_version();
   at::Tensor mask = empty_mask(self);
   if (self.numel() != 0) {
     kernels().forward_mask(make_plan({&self, &self}), mask.data_ptr<uint8_t>(), self.scalar_type());

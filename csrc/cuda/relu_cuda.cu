@@ -109,7 +109,7 @@ static unsigned int grid_for(int64_t work_items) {
   return static_cast<unsigned int>(std::max<int64_t>(1, std::min(kMaxBlocks, (work_items + kThreads - 1) / kThreads)));
 }
 
-// Raises before anything is written (relu_ bumps the version first).
+// Raises before anything is written.
 static void check_dims(const ElementwisePlan& p) {
   TORCH_CHECK(p.ndim() <= kMaxDims, "relu_ext: on CUDA a tensor's layout may have at most ", kMaxDims,
               " dimensions that cannot be merged (this one has ", p.ndim(), "); call .contiguous() on it first");
@@ -296,15 +296,15 @@ static at::Tensor relu(const at::Tensor& self) {
   return out;
 }
 
-static void relu_(const at::Tensor& self) {
+static at::Tensor relu_(const at::Tensor& self) {
   check_relu_input(self, "relu_");
   check_no_internal_overlap(self);
   const c10::cuda::CUDAGuard guard(self.device());
   const ElementwisePlan plan = make_plan({&self, &self});
   check_dims(plan);
-  self.unsafeGetTensorImpl()->bump_version();  // as torch's in-place ops do; a custom op gets no automatic bump
-  if (self.numel() == 0) return;
+  if (self.numel() == 0) return self;
   dispatch_dtype(self.scalar_type(), [&](auto tag) { launch_elementwise<decltype(tag), 1>(plan); });
+  return self;
 }
 
 static at::Tensor relu_backward(const at::Tensor& grad_output, const at::Tensor& result) {
@@ -337,7 +337,6 @@ static at::Tensor relu_mask_(const at::Tensor& self) {
   const c10::cuda::CUDAGuard guard(self.device());
   const ElementwisePlan plan = make_plan({&self, &self});
   check_dims(plan);
-  self.unsafeGetTensorImpl()->bump_version();
   at::Tensor mask = empty_mask(self);
   if (self.numel() == 0) return mask;
   uint8_t* bits = mask.data_ptr<uint8_t>();
