@@ -1,7 +1,8 @@
-"""torch.compile (Dynamo) puts relu_ext's C entries (relu_ext/functional.py) into its graphs as they are, as it does
-torch's own functions, instead of tracing relu_ext's Python, whose every global read would be a guard checked on each
-call of the compiled model (docs/PERFORMANCE.md). The registration waits for torch._dynamo's import, which takes
-longer than importing torch itself, so that importing relu_ext does not import it."""
+"""Registrations that wait for a torch module that importing relu_ext should not import, since it takes longer than
+importing torch itself: torch._dynamo (torch.compile puts relu_ext's C entries, relu_ext/functional.py, into its
+graphs as they are, as it does torch's own functions, instead of tracing relu_ext's Python, whose every global read
+would be a guard checked on each call of the compiled model; docs/PERFORMANCE.md) and torch.distributed.tensor
+(DTensor's sharding strategies, relu_ext/_dtensor.py). Each runs at once if its module is already imported."""
 import importlib.abc
 import importlib.util
 import sys
@@ -15,26 +16,44 @@ def _allow_in_graph(dynamo):
             dynamo.allow_in_graph(entry)
 
 
-class _OnDynamoImport(importlib.abc.MetaPathFinder):
-    """Finds torch._dynamo as the other finders do, and registers the entries once its module has run."""
+def _register_sharding(dtensor):
+    from . import _dtensor
+
+    _dtensor.register()
+
+
+_ON_IMPORT = {"torch._dynamo": _allow_in_graph, "torch.distributed.tensor": _register_sharding}
+
+
+class _OnImport(importlib.abc.MetaPathFinder):
+    """Finds the modules of _ON_IMPORT as the other finders do, and registers once each module has run."""
+
+    def __init__(self, waiting):
+        self.waiting = waiting
 
     def find_spec(self, name, path=None, target=None):
-        if name != "torch._dynamo":
+        if name not in self.waiting:
             return None
-        sys.meta_path.remove(self)
+        register = self.waiting.pop(name)
+        if not self.waiting:
+            sys.meta_path.remove(self)
         spec = importlib.util.find_spec(name)
         run = spec.loader.exec_module
 
         def run_then_register(module):
             run(module)
-            _allow_in_graph(module)
+            register(module)
 
         spec.loader.exec_module = run_then_register
         return spec
 
 
 def register():
-    if "torch._dynamo" in sys.modules:
-        _allow_in_graph(sys.modules["torch._dynamo"])
-    else:
-        sys.meta_path.insert(0, _OnDynamoImport())
+    waiting = {}
+    for name, register_for in _ON_IMPORT.items():
+        if name in sys.modules:
+            register_for(sys.modules[name])
+        else:
+            waiting[name] = register_for
+    if waiting:
+        sys.meta_path.insert(0, _OnImport(waiting))
