@@ -1,4 +1,5 @@
-"""Two processes (gloo, CPU, 127.0.0.1) train SimpleModel with relu_ext.ReLU under DistributedDataParallel."""
+"""Two processes (gloo, CPU, 127.0.0.1): SimpleModel with relu_ext.ReLU under DistributedDataParallel, and relu_ext on
+DTensors (tensor parallel)."""
 import gc
 import os
 import socket
@@ -60,11 +61,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_ddp_two_processes_match_one_process(tmp_path):
-    out_path = str(tmp_path / "weights.pt")
+def run_two_processes(target, out_path):
+    """target(rank, port, out_path) in two spawned processes; returns what rank 0 saved to out_path."""
     ctx = mp.get_context("spawn")
     port = free_port()
-    procs = [ctx.Process(target=worker, args=(rank, port, out_path)) for rank in range(2)]
+    procs = [ctx.Process(target=target, args=(rank, port, out_path)) for rank in range(2)]
     for p in procs:
         p.start()
     try:
@@ -76,7 +77,11 @@ def test_ddp_two_processes_match_one_process(tmp_path):
             if p.is_alive():
                 p.kill()
                 p.join()
-    results = torch.load(out_path)
+    return torch.load(out_path)
+
+
+def test_ddp_two_processes_match_one_process(tmp_path):
+    results = run_two_processes(worker, str(tmp_path / "weights.pt"))
     for mine, theirs in zip(results["relu_ext"], results["nn"]):
         assert_same(mine, theirs)  # DDP with relu_ext.ReLU == DDP with nn.ReLU, bit for bit
     x, y = data()
@@ -161,22 +166,7 @@ def dtensor_worker(rank, port, out_path):
 
 
 def test_dtensor_entries_and_tensor_parallel_mlp_match_torch(tmp_path):
-    out_path = str(tmp_path / "dtensor.pt")
-    ctx = mp.get_context("spawn")
-    port = free_port()
-    procs = [ctx.Process(target=dtensor_worker, args=(rank, port, out_path)) for rank in range(2)]
-    for p in procs:
-        p.start()
-    try:
-        for p in procs:
-            p.join(timeout=180)
-        assert all(p.exitcode == 0 for p in procs), [p.exitcode for p in procs]
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-                p.join()
-    results = torch.load(out_path)
+    results = run_two_processes(dtensor_worker, str(tmp_path / "dtensor.pt"))
     assert len(results["cells"]) == 4 * len(DTENSOR_ENTRIES)
     assert [cell for cell, same in results["cells"].items() if not same] == []
     for mine, theirs in zip(results["weights"]["relu_ext"], results["weights"]["nn"]):
