@@ -420,6 +420,8 @@ at::Tensor relu__functionalize(const at::Tensor& self) {
 
 at::Tensor call_relu(const at::Tensor& self) { return relu_op().call(self); }
 
+void check_inplace_allowed(const at::Tensor& self) { torch::autograd::check_inplace(self, records_grad(self)); }
+
 void call_relu_(const at::Tensor& self) { relu__op().call(self); }
 
 at::Tensor call_relu_save_mask(const at::Tensor& self) {

@@ -149,6 +149,13 @@ PyObject* py_check_mask_backward_inputs(PyObject* /*module*/, PyObject* args) {
   END_HANDLE_TH_ERRORS
 }
 
+PyObject* py_check_inplace(PyObject* /*module*/, PyObject* tensor) {
+  HANDLE_TH_ERRORS
+  check_inplace_allowed(THPVariable_Unpack(tensor));
+  Py_RETURN_NONE;
+  END_HANDLE_TH_ERRORS
+}
+
 PyObject* py_set_wide_unsigned_supported(PyObject* /*module*/, PyObject* args) {
   int forward, backward;
   if (!PyArg_ParseTuple(args, "pp", &forward, &backward)) return nullptr;
@@ -182,6 +189,8 @@ PyMethodDef methods[] = {
      "the mask ops' input check (tensor, op name)"},
     {"_check_mask_backward_inputs", py_check_mask_backward_inputs, METH_VARARGS,
      "relu_mask_backward's input check (grad_output, mask, number of result strides)"},
+    {"_check_inplace", py_check_inplace, METH_O,
+     "torch's errors for an in-place op on this tensor where autograd records it (a leaf that requires grad, ...)"},
     {"_set_wide_unsigned_supported", py_set_wide_unsigned_supported, METH_VARARGS,
      "whether uint16/uint32/uint64 are accepted by relu, relu_ and relu_backward (as the installed torch's ops)"},
     {nullptr, nullptr, 0, nullptr}};

@@ -119,6 +119,9 @@ ElementwisePlan make_plan(std::initializer_list<const at::Tensor*> operands);
 // The ops from the top of the dispatcher (autograd, modes and devices apply), as torch.ops calls them (autograd.cpp).
 at::Tensor call_relu(const at::Tensor& self);
 void call_relu_(const at::Tensor& self);
+// torch's own checks, and errors, for an in-place op that autograd records on self (a leaf that requires grad, a
+// view of one, a view an in-place op may not rewrite): ReLUFunction calls it before its forward writes.
+void check_inplace_allowed(const at::Tensor& self);
 // relu with the mask op where autograd records it (the mask then lives in the Node), plain relu elsewhere.
 at::Tensor call_relu_save_mask(const at::Tensor& self);
 void call_relu_save_mask_(const at::Tensor& self);

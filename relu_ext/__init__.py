@@ -12,9 +12,9 @@ from ._export import onnx_translation_table  # noqa: E402
 from .functional import ReLUFunction, relu, relu_  # noqa: E402
 from .modules import ReLU, replace_relu  # noqa: E402
 from ._everywhere import everywhere  # noqa: E402
-from . import _in_graph  # noqa: E402
+from . import _on_import  # noqa: E402
 
-_in_graph.register()
+_on_import.register()
 
 __version__ = "0.2.0"
 __all__ = ["ReLUFunction", "relu", "relu_", "ReLU", "replace_relu", "everywhere", "WITH_CUDA", "onnx_translation_table"]

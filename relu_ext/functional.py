@@ -94,7 +94,7 @@ def _refused(input, in_place, error):
 
 
 # relu, relu_ and ReLU call C entries (csrc/python_module.cpp), which skip the OpOverload's argument parsing, and which
-# torch.compile puts in its graphs as they are (relu_ext/_in_graph.py); one set for each setting of the switch.
+# torch.compile puts in its graphs as they are (relu_ext/_on_import.py); one set for each setting of the switch.
 _C._set_fallbacks(_refused, _FALLBACKS)
 _ENTRY_NAMES = ("_relu_entry", "_relu__entry", "_relu_save_mask_entry", "_relu_save_mask__entry")
 _ENTRIES = {False: (_C.relu, _C.relu_, _C.relu_save_mask, _C.relu_save_mask_),
@@ -121,7 +121,7 @@ class _ReLUFunction(torch.autograd.Function):
     def forward(input, inplace=False):
         if not inplace:
             return _relu(input)
-        if _is_compiling():
+        if _is_compiling():  # Dynamo cannot trace the guard below; versions do not matter in a traced graph
             return _relu_(input)
         # mark_dirty bumps the version itself: the op runs below the kernel that would bump it a second time.
         with torch._C._AutoDispatchBelowADInplaceOrView():
@@ -164,17 +164,9 @@ class ReLUFunction(_ReLUFunction):
     @classmethod
     def apply(cls, input, inplace=False):
         if inplace and isinstance(input, torch.Tensor) and input.requires_grad and torch.is_grad_enabled():
-            _check_inplace(input)  # autograd.Function would check only after forward has written
+            _C._check_inplace(input)  # torch's checks, which autograd.Function makes only after forward has written
         # The class without this method: torch.compile takes its apply as any autograd.Function's.
         return _ReLUFunction.apply(input, inplace)
-
-
-def _check_inplace(input):
-    """torch's errors for an in-place op on a leaf that requires grad, or on a view of one."""
-    if input.is_leaf:
-        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
-    if input._base is not None and input._base.is_leaf and input._base.requires_grad:
-        raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
 
 
 def _clearer_error(input, op, error):

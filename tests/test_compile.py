@@ -86,7 +86,7 @@ def test_a_change_of_the_setting_recompiles(monkeypatch, caller):
 
 def test_relu_ext_imported_before_torch_dynamo(tmp_path):
     """The usual order: torch._dynamo is not imported with relu_ext, and relu_ext registers its entries for the
-    graph when it is (relu_ext/_in_graph.py); fullgraph=True would raise at a graph break."""
+    graph when it is (relu_ext/_on_import.py); fullgraph=True would raise at a graph break."""
     code = ("import sys, torch, relu_ext\n"
             "assert 'torch._dynamo' not in sys.modules\n"
             "f = torch.compile(lambda x: relu_ext.ReLU()(x) * 3, fullgraph=True, backend='eager')\n"

@@ -198,15 +198,21 @@ def _version(relu_):
     return [torch.tensor(x._version - before), x]
 
 
-def _leaf_requires_grad(relu_):
-    x = _inputs()[0].requires_grad_()
-    relu_(x)
+def _leaf_requires_grad(view, relu_):
+    """torch raises here; the values must be as before (raised before anything was written)."""
+    leaf = _inputs()[0].requires_grad_()
+    before = leaf.detach().clone()
+    try:
+        relu_(leaf[1:] if view else leaf)
+    finally:
+        assert torch.equal(leaf.detach(), before), "written before the error"
 
 
 MODES = {
     "eager backward": _eager,
     "version counter": _version,
-    "leaf that requires grad": _leaf_requires_grad,
+    "leaf that requires grad": functools.partial(_leaf_requires_grad, False),
+    "view of a leaf that requires grad": functools.partial(_leaf_requires_grad, True),
     "checkpoint, reentrant": functools.partial(_checkpoint, True),
     "checkpoint, non-reentrant": functools.partial(_checkpoint, False),
     "selective checkpoint, saving relu": functools.partial(_sac, True),
@@ -245,7 +251,7 @@ def _outcome(mode, relu_):
 @pytest.mark.parametrize("mode", list(MODES))
 def test_in_place_as_torch(mode, entry):
     expected, expected_error = _outcome(MODES[mode], TORCH)
-    if mode in ("selective checkpoint, saving relu", "leaf that requires grad"):
+    if mode in ("selective checkpoint, saving relu", "leaf that requires grad", "view of a leaf that requires grad"):
         assert expected_error is not None  # the cells where torch raises: relu_ext must raise the same
     actual, actual_error = _outcome(MODES[mode], ENTRIES[entry])
     if (mode, entry) in TORCH_LIMITS:
