@@ -1,7 +1,5 @@
 // relu_ext._C, the Python module: importing it loads this library and with it the op registrations. It carries what
-// the build knew (relu_ext/_loader.py checks it) and the entries relu_ext.relu, relu_ and ReLU call (plain and
-// save_mask, each twice: for each setting of relu_ext.config.opaque_under_compile, so that torch.compile, which puts
-// the entries in its graph as they are, sees the setting in the graph):
+// the build knew (relu_ext/_loader.py checks it) and the entries that relu_ext.relu and relu_ call in eager mode:
 // one C call into the dispatcher, as torch.relu's own binding is, where calling the OpOverload parses its arguments
 // from the schema in Python (docs/PERFORMANCE.md has the gain on small tensors).
 #include <ATen/PythonTorchFunctionTLS.h>
@@ -14,25 +12,20 @@
 namespace relu_ext {
 namespace {
 
-// What each entry calls for anything but a plain tensor outside a torch function mode, among them the tensors
-// torch.compile and torch.export trace with (set by relu_ext/functional.py), so that a tensor subclass, a mode or a
-// tracer sees the call as through torch.ops or torch.relu.
-enum Entry { kRelu, kRelu_, kReluSaveMask, kReluSaveMask_, kOpaque, kEntries = 2 * kOpaque };
+// What each entry calls for anything but a plain tensor outside a torch function mode (set by
+// relu_ext/functional.py: the ops, as torch.ops calls them), so that a tensor subclass or a mode sees the op.
+enum Entry { kRelu, kRelu_, kReluSaveMask, kReluSaveMask_, kEntries };
 PyObject* fallbacks[kEntries] = {};
-// What each entry calls with an input the op refused, and the error (relu_ext/functional.py): the other layouts,
-// and the clearer errors, which need Python. Here rather than a try in each Python caller: torch.compile guards
-// every name those callers read.
-PyObject* refused_handler = nullptr;
 
 bool plain_tensor(PyObject* obj) { return THPVariable_CheckExact(obj) && !at::impl::torch_function_mode_enabled(); }
 
 PyObject* call_fallback(int entry, PyObject* arg) {
-  PyObject* overload = fallbacks[entry];
-  if (overload == nullptr) {
+  PyObject* fallback = fallbacks[entry];
+  if (fallback == nullptr) {
     PyErr_SetString(PyExc_RuntimeError, "relu_ext._C: import relu_ext (not relu_ext._C alone) before calling it");
     return nullptr;
   }
-  return PyObject_CallOneArg(overload, arg);
+  return PyObject_CallOneArg(fallback, arg);
 }
 
 // A TorchScript trace (torch.onnx.export(dynamo=False)) records plain relu, and relu_ as relu then copy_: ops that
@@ -50,20 +43,8 @@ void in_place_entry(const at::Tensor& self) {
   }
 }
 
-// result, or nullptr with the error set by the op or the fallback: the handler's result if it is a RuntimeError
-// (NotImplementedError among them) or a TypeError, the error itself otherwise.
-PyObject* or_refused(PyObject* result, PyObject* arg, bool in_place) {
-  if (result != nullptr || refused_handler == nullptr ||
-      !(PyErr_ExceptionMatches(PyExc_RuntimeError) || PyErr_ExceptionMatches(PyExc_TypeError))) {
-    return result;
-  }
-  pybind11::error_already_set error;  // takes the error out of the interpreter
-  return PyObject_CallFunctionObjArgs(refused_handler, arg, in_place ? Py_True : Py_False, error.value().ptr(),
-                                      nullptr);
-}
-
 template <int kEntry, at::Tensor (*kCall)(const at::Tensor&)>
-PyObject* run_out_of_place(PyObject* arg) {
+PyObject* py_out_of_place(PyObject* /*module*/, PyObject* arg) {
   HANDLE_TH_ERRORS
   if (!plain_tensor(arg)) return call_fallback(kEntry, arg);
   const at::Tensor& self = THPVariable_Unpack(arg);
@@ -76,8 +57,9 @@ PyObject* run_out_of_place(PyObject* arg) {
   END_HANDLE_TH_ERRORS
 }
 
+// Returns the input, as torch.relu_ does.
 template <int kEntry, void (*kCall)(const at::Tensor&)>
-PyObject* run_in_place(PyObject* arg) {
+PyObject* py_in_place(PyObject* /*module*/, PyObject* arg) {
   HANDLE_TH_ERRORS
   if (!plain_tensor(arg)) return call_fallback(kEntry, arg);
   const at::Tensor& self = THPVariable_Unpack(arg);
@@ -85,32 +67,16 @@ PyObject* run_in_place(PyObject* arg) {
     pybind11::gil_scoped_release no_gil;
     in_place_entry<kCall>(self);
   }
-  Py_RETURN_NONE;
+  Py_INCREF(arg);
+  return arg;
   END_HANDLE_TH_ERRORS
 }
 
-template <int kEntry, at::Tensor (*kCall)(const at::Tensor&)>
-PyObject* py_out_of_place(PyObject* /*module*/, PyObject* arg) {
-  return or_refused(run_out_of_place<kEntry, kCall>(arg), arg, /*in_place=*/false);
-}
-
-template <int kEntry, void (*kCall)(const at::Tensor&)>
-PyObject* py_in_place(PyObject* /*module*/, PyObject* arg) {
-  PyObject* result = or_refused(run_in_place<kEntry, kCall>(arg), arg, /*in_place=*/true);
-  if (result == nullptr) return nullptr;
-  Py_DECREF(result);  // None, or the input from the handler: the in-place entries return None
-  Py_RETURN_NONE;
-}
-
-PyObject* py_set_fallbacks(PyObject* /*module*/, PyObject* args) {
-  PyObject *handler, *given;
-  if (!PyArg_ParseTuple(args, "OO!", &handler, &PyTuple_Type, &given)) return nullptr;
-  if (PyTuple_GET_SIZE(given) != kEntries) {
-    PyErr_Format(PyExc_TypeError, "relu_ext._C._set_fallbacks: %d fallbacks expected", static_cast<int>(kEntries));
+PyObject* py_set_fallbacks(PyObject* /*module*/, PyObject* given) {
+  if (!PyTuple_Check(given) || PyTuple_GET_SIZE(given) != kEntries) {
+    PyErr_Format(PyExc_TypeError, "relu_ext._C._set_fallbacks: a tuple of %d expected", static_cast<int>(kEntries));
     return nullptr;
   }
-  Py_INCREF(handler);
-  Py_XSETREF(refused_handler, handler);
   for (int i = 0; i < kEntries; ++i) {
     Py_INCREF(PyTuple_GET_ITEM(given, i));
     Py_XSETREF(fallbacks[i], PyTuple_GET_ITEM(given, i));
@@ -166,21 +132,13 @@ PyObject* py_set_wide_unsigned_supported(PyObject* /*module*/, PyObject* args) {
 PyMethodDef methods[] = {
     {"relu", py_out_of_place<kRelu, call_relu>, METH_O,
      "relu_ext::relu on a tensor, through the dispatcher (autograd included)"},
-    {"relu_", py_in_place<kRelu_, call_relu_>, METH_O, "relu_ext::relu_ on a tensor, in place; returns None"},
+    {"relu_", py_in_place<kRelu_, call_relu_>, METH_O, "relu_ext::relu_ on a tensor, in place; returns it"},
     {"relu_save_mask", py_out_of_place<kReluSaveMask, relu_save_mask_entry>, METH_O,
      "relu_ext::relu_mask's output where autograd records the call (the mask kept for the backward), else relu"},
     {"relu_save_mask_", py_in_place<kReluSaveMask_, call_relu_save_mask_>, METH_O,
-     "relu_ext::relu_mask_ where autograd records the call, else relu_; in place, returns None"},
-    {"relu_opaque", py_out_of_place<kOpaque + kRelu, call_relu>, METH_O, "relu, for opaque_under_compile"},
-    {"relu_opaque_", py_in_place<kOpaque + kRelu_, call_relu_>, METH_O, "relu_, for opaque_under_compile"},
-    {"relu_save_mask_opaque", py_out_of_place<kOpaque + kReluSaveMask, relu_save_mask_entry>, METH_O,
-     "relu_save_mask, for opaque_under_compile"},
-    {"relu_save_mask_opaque_", py_in_place<kOpaque + kReluSaveMask_, call_relu_save_mask_>, METH_O,
-     "relu_save_mask_, for opaque_under_compile"},
-    {"_set_fallbacks", py_set_fallbacks, METH_VARARGS,
-     "(refused, fallbacks): what the entries call with (input, in_place, error) for an input the op refused, and "
-     "a tuple of what they call for tensor subclasses and modes: relu, relu_, relu_save_mask, relu_save_mask_, then "
-     "the same four opaque"},
+     "relu_ext::relu_mask_ where autograd records the call, else relu_; in place, returns the input"},
+    {"_set_fallbacks", py_set_fallbacks, METH_O,
+     "what the entries call for tensor subclasses and modes: a tuple relu, relu_, relu_save_mask, relu_save_mask_"},
     {"_check_relu_input", py_check_input<check_relu_input>, METH_VARARGS,
      "the kernels' input check (tensor, op name)"},
     {"_check_relu_backward_inputs", py_check_relu_backward_inputs, METH_VARARGS,

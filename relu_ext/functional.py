@@ -44,72 +44,27 @@ def _relu_save_mask_(input):
     # In place on a DTensor saves the output, as plain relu_ (its shards' masks would need a second tensor).
     if isinstance(input, torch.Tensor) and input.requires_grad and torch.is_grad_enabled() and not _is_dtensor(input):
         _relu_mask_(input)
-    else:
-        _relu_(input)
+        return input
+    return _relu_(input)
 
+
+# What the C entries (csrc/python_module.cpp) call for tensor subclasses and torch function modes, so that these see
+# the ops as through torch.ops.
+_C._set_fallbacks((_relu, _relu_, _relu_save_mask, _relu_save_mask_))
 
 _is_compiling = torch.compiler.is_compiling  # under torch.compile and torch.export
 _is_exporting = getattr(torch.compiler, "is_exporting", _is_compiling)  # torch < 2.7 cannot tell them apart
 
 
-def _traced_as(tracing, traced, eager):
-    """A fallback that calls `traced` while `tracing()` and `eager` (the op) otherwise."""
-    def fallback(input):
-        return traced(input) if tracing() else eager(input)
-    return fallback
-
-
-def _export_relu_(input):
-    return input.copy_(_relu(input))
-
-
-# What the C entries call for tensor subclasses and torch function modes: the ops, as torch.ops would be called, so
-# that the subclass or mode sees them. torch.compile and torch.export trace with such tensors (FakeTensor,
-# FunctionalTensor), and so these also decide what a traced graph holds. In the entries' order (relu, relu_,
-# relu_save_mask, relu_save_mask_), first for the default setting: torch's relu, which Inductor fuses; then for
-# opaque_under_compile: relu_ext's ops, except that an export holds no mask op and no in-place relu_ext op (relu and
-# a copy_ instead), as ONNX translates neither. (The in-place entries return None whatever these return.)
-_FALLBACKS = (
-    _traced_as(_is_compiling, torch.relu, _relu),
-    _traced_as(_is_compiling, torch.relu_, _relu_),
-    _traced_as(_is_compiling, torch.relu, _relu_save_mask),
-    _traced_as(_is_compiling, torch.relu_, _relu_save_mask_),
-    _relu,
-    _traced_as(_is_exporting, _export_relu_, _relu_),
-    _traced_as(_is_exporting, _relu, _relu_save_mask),
-    _traced_as(_is_exporting, _export_relu_, _relu_save_mask_),
-)
-
-
-def _refused(input, in_place, error):
-    """What the C entries call with an input the op refused: relu of a sparse or nested tensor, else the error,
-    made clearer where Python can tell why."""
-    if isinstance(input, torch.Tensor):
-        if in_place and input.layout in _SPARSE_LAYOUTS:
-            return _sparse_relu_(input)
-        out = None if in_place else _other_layout_relu(input)
-        if out is not None:
-            return out
-    raise _clearer_error(input, "relu_" if in_place else "relu", error)
-
-
-# relu, relu_ and ReLU call C entries (csrc/python_module.cpp), which skip the OpOverload's argument parsing, and which
-# torch.compile puts in its graphs as they are (relu_ext/_on_import.py); one set for each setting of the switch.
-_C._set_fallbacks(_refused, _FALLBACKS)
-_ENTRY_NAMES = ("_relu_entry", "_relu__entry", "_relu_save_mask_entry", "_relu_save_mask__entry")
-_ENTRIES = {False: (_C.relu, _C.relu_, _C.relu_save_mask, _C.relu_save_mask_),
-            True: (_C.relu_opaque, _C.relu_opaque_, _C.relu_save_mask_opaque, _C.relu_save_mask_opaque_)}
-
-
-# Globals here and in relu_ext.modules, which imports them: torch.compile guards on which entry a global names, so
-# that a change of the setting, which rebinds both (_use_entries), recompiles. (An attribute of another module would
-# be two guards.)
-_relu_entry, _relu__entry, _relu_save_mask_entry, _relu_save_mask__entry = _ENTRIES[config.opaque_under_compile]
-
-
-def _use_entries(opaque, *namespaces):
-    for namespace in namespaces:
-        namespace.update(zip(_ENTRY_NAMES, _ENTRIES[opaque]))
+def _traced(input, in_place, save_mask):
+    """What torch.compile and torch.export trace (config.opaque_under_compile): torch's relu, which Inductor fuses,
+    or relu_ext's ops; an export then holds no mask op, as ONNX cannot translate one. Dynamo guards on the setting,
+    so a change recompiles."""
+    if not config.opaque_under_compile:
+        return torch.relu_(input) if in_place else torch.relu(input)
+    if save_mask and not _is_exporting():
+        return _relu_save_mask_(input) if in_place else _relu_save_mask(input)
+    return _relu_(input) if in_place else _relu(input)
 
 
 class _ReLUFunction(torch.autograd.Function):
@@ -220,14 +175,38 @@ def relu(input, inplace=False, save_mask=False):
     save_mask=True: the same output, but the backward keeps one bit per element instead of the output (README)."""
     if inplace:
         return relu_(input, save_mask=save_mask)
-    return (_relu_save_mask_entry if save_mask else _relu_entry)(input)
+    if _is_compiling():
+        return _traced(input, False, save_mask)
+    try:
+        return _C.relu_save_mask(input) if save_mask else _C.relu(input)
+    except (RuntimeError, TypeError) as error:
+        return _refused(input, False, error)
 
 
 def relu_(input, save_mask=False):
     """Like torch.relu_: relu in place, returning input. Raises before writing, as torch does, on a leaf that
     requires grad and on a tensor whose elements share memory. save_mask as in relu."""
-    (_relu_save_mask__entry if save_mask else _relu__entry)(input)
-    return input
+    if _is_compiling():
+        return _traced(input, True, save_mask)
+    try:
+        return _C.relu_save_mask_(input) if save_mask else _C.relu_(input)
+    except (RuntimeError, TypeError) as error:
+        return _refused(input, True, error)
+
+
+def _refused(input, in_place, error):
+    """An input the op refused: relu of a sparse or nested tensor, else the error, made clearer where Python can
+    tell why."""
+    if isinstance(input, torch.Tensor):
+        if in_place and input.layout in _SPARSE_LAYOUTS:
+            return _sparse_relu_(input)
+        out = None if in_place else _other_layout_relu(input)
+        if out is not None:
+            return out
+    clearer = _clearer_error(input, "relu_" if in_place else "relu", error)
+    if clearer is error:
+        raise error
+    raise clearer from None
 
 
 _SPARSE_LAYOUTS = (torch.sparse_coo, torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc)

@@ -99,26 +99,3 @@ def test_relu_ext_imported_before_torch_dynamo(tmp_path):
 def test_no_graph_break(opaque):
     explanation = torch._dynamo.explain(lambda x: relu_ext.relu(x) * 3)(torch.randn(4, requires_grad=True))
     assert explanation.graph_break_count == 0
-
-
-def _guards(relu):
-    """What torch.compile guards, checked on every call of the compiled SimpleModel (guard_filter_fn sees them all)."""
-    torch._dynamo.reset()
-    seen = []
-
-    def keep_all(guards):
-        seen.extend(guard.name for guard in guards)
-        return [True] * len(guards)
-
-    torch.compile(_model(relu, "cpu"), options={"guard_filter_fn": keep_all})(torch.randn(4, 10))
-    return seen
-
-
-@pytest.mark.parametrize("inplace", [False, True])
-def test_no_more_guards_than_nn_relu(inplace):
-    """ReLU.forward reads its two flags and one C entry, so torch.compile checks no more on each call with
-    relu_ext.ReLU than with nn.ReLU (docs/PERFORMANCE.md has the instructions); a read added there shows here."""
-    mine, theirs = _guards(relu_ext.ReLU(inplace=inplace)), _guards(nn.ReLU(inplace=inplace))
-    assert len(mine) <= len(theirs), sorted(set(mine) - set(theirs))
-    module = "G['__import_relu_ext_dot_modules']"
-    assert [name for name in mine if "relu_ext" in name] == [module, f"{module}._relu{'_' * inplace}_entry"]
