@@ -26,8 +26,8 @@ def print_row(row):
 
 
 def ratio_tables(rows):
-    """Markdown tables: per device, the ratio against each peer by op, dtype and size (relu_ext's fraction of the
-    copy limit in brackets), then the training steps."""
+    """Markdown tables: per device, the ratio against each peer by op, dtype and size (against torch with its 95%
+    interval), then the training steps."""
     lines = []
     for device in sorted({r["device"] for r in rows}):
         sel = [r for r in rows if r["device"] == device and r["bytes"]]
@@ -40,8 +40,8 @@ def ratio_tables(rows):
             cells = {r["numel"]: r for r in sel if (r["op"], r["dtype"]) == (op, dtype)}
             peers = list(next(iter(cells.values()))["ratios"])
             for peer in peers:
-                row = [f"{cells[n]['ratios'][peer]:.2f}" + (f" ({cells[n]['copy_fraction'] * 100:.0f}%)"
-                                                            if peer == peers[0] and cells[n]["copy_fraction"] else "")
+                row = [f"{cells[n]['ratios'][peer]:.2f}" + (" ({:.2f}-{:.2f})".format(*cells[n]["ratio_interval"])
+                                                            if peer == peers[0] else "")
                        if n in cells else "" for n in sizes]
                 lines.append(f"| {op} | {dtype} | {peer} | " + " | ".join(row) + " |")
         steps = [r for r in rows if r["device"] == device and not r["bytes"]]
@@ -62,8 +62,7 @@ def markdown(info, rows):
             f"CPU capability {info['cpu_capability']}, THP_MEM_ALLOC_ENABLE={info['thp_mem_alloc']}, {info['date']}.",
             "", "Ratio = torch's time / relu_ext's in the same round, the median over "
             f"{info['sweeps']} sweeps x {info['rounds']} rounds, the impls taking turns (above 1: relu_ext is "
-            "faster); in brackets, relu_ext's throughput as a fraction of a plain copy of the same bytes, and for "
-            "the training steps the ratio's 95% bootstrap interval over the paired rounds.", ""]
+            "faster); in brackets, the 95% bootstrap interval of the ratio against torch over the paired rounds.", ""]
     return "\n".join(head) + ratio_tables(rows)
 
 

@@ -97,13 +97,14 @@ def test_ratio_pairs_each_round_with_the_same_round_of_torch():
 
 
 def test_printed_summary_keeps_two_decimals(capsys):
-    """The closing table prints each ratio as measured (0.99 stays 0.99), not rounded to one figure."""
+    """The closing table prints each ratio as measured (0.99 stays 0.99), not rounded to one figure, with its
+    interval."""
     row = timing.make_row("cpu", "forward", "float32", 4096, 32768,
                           {"relu_ext": [3.0e-4, 3.1e-4], "torch.relu": [2.97e-4, 3.07e-4]}, [])
     step = timing.make_row("cpu", "SimpleModel train step", "float32", 64, 0,
                            {"relu_ext": [2.0e-4], "nn.ReLU": [1.98e-4]}, None or [])
     table = report.ratio_tables([row, step])
-    assert "| forward | float32 | torch.relu | 0.99 |" in table
+    assert "| forward | float32 | torch.relu | 0.99 (0.99-0.99) |" in table
     assert "| SimpleModel train step | 64 | relu_ext 200 us | nn.ReLU 198 us | 0.990 (0.990-0.990) |" in table
 
 
