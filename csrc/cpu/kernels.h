@@ -22,6 +22,16 @@ using at::vec::Vectorized;
 // Elements per parallel task, torch's own grain: below it one thread does the call, as a fork costs more.
 constexpr int64_t kGrainSize = 32768;
 
+#if defined(CPU_CAPABILITY_AVX512)
+// max(0, x) in one instruction, which returns its second operand unless the first is greater: x for NaN and -0.0.
+// at::vec's compare and blend take four here, as its compares return vectors (docs/PERFORMANCE.md).
+template <typename V>
+V max_zero(const V& x) {
+  if constexpr (std::is_same_v<typename V::value_type, float>) return V(_mm512_max_ps(_mm512_setzero_ps(), x));
+  else return V(_mm512_max_pd(_mm512_setzero_pd(), x));
+}
+#endif
+
 // ReluScalar (relu.h) with the same rules on vectors.
 template <typename T>
 struct ReluOp : ReluScalar<T> {
@@ -29,7 +39,12 @@ struct ReluOp : ReluScalar<T> {
   using V = Vectorized<S>;
   using ReluScalar<T>::forward;
   using ReluScalar<T>::backward;
-  static V forward(V x) { return V::blendv(x, V(S(0)), x < V(S(0))); }
+  static V forward(V x) {
+#if defined(CPU_CAPABILITY_AVX512)
+    if constexpr (std::is_floating_point_v<S>) return max_zero(x);  // the instruction of torch's clamp_min
+#endif
+    return V::blendv(x, V(S(0)), x < V(S(0)));
+  }
   static V blocks(V r) { return r <= V(S(0)); }  // all ones where the gradient stops
   static V backward(V g, V r) { return V::blendv(g, V(S(0)), blocks(r)); }
 };
@@ -42,7 +57,15 @@ struct Bits16ReluOp : ReluScalar<T> {
   static constexpr S kNegInf = ReluScalar<T>::kNegInfBits;
   using ReluScalar<T>::forward;
   using ReluScalar<T>::backward;
-  static V forward(V x) { return V::blendv(x, V(0), (x <= V(kNegInf)) & (x != V(INT16_MIN))); }
+  static V forward(V x) {
+#if defined(CPU_CAPABILITY_AVX512)  // compares into mask registers and a masked move (docs/PERFORMANCE.md)
+    const __mmask32 negative = _mm512_cmple_epi16_mask(x, _mm512_set1_epi16(kNegInf)) &
+                               ~_mm512_cmpeq_epi16_mask(x, _mm512_set1_epi16(INT16_MIN));
+    return V(_mm512_mask_mov_epi16(x, negative, _mm512_setzero_si512()));
+#else
+    return V::blendv(x, V(0), (x <= V(kNegInf)) & (x != V(INT16_MIN)));
+#endif
+  }
   static V blocks(V r) { return (r <= V(kNegInf)) | (r == V(0)); }
   static V backward(V g, V r) { return V::blendv(g, V(0), blocks(r)); }
 };
@@ -172,20 +195,16 @@ using Raw = __m512i;
 template <typename T, typename V>
 V relu_and_blocked(const V& x, uint64_t& blocked) {
   using S = typename V::value_type;
-  const __m512i zero = _mm512_setzero_si512();
   if constexpr (std::is_same_v<T, c10::Half> || std::is_same_v<T, c10::BFloat16>) {
-    const __mmask32 le_neg_inf = _mm512_cmple_epi16_mask(x, _mm512_set1_epi16(ReluOp<T>::kNegInf));
-    blocked = le_neg_inf | _mm512_cmpeq_epi16_mask(x, zero);
-    const __mmask32 negative = le_neg_inf & ~_mm512_cmpeq_epi16_mask(x, _mm512_set1_epi16(INT16_MIN));  // not -0.0
-    return V(_mm512_mask_mov_epi16(x, negative, zero));
+    blocked = _mm512_cmple_epi16_mask(x, _mm512_set1_epi16(ReluOp<T>::kNegInf)) |
+              _mm512_cmpeq_epi16_mask(x, _mm512_setzero_si512());
   } else if constexpr (std::is_same_v<S, float>) {
     blocked = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LE_OQ);
-    return V(_mm512_mask_mov_ps(x, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_setzero_ps()));
   } else {
     static_assert(std::is_same_v<S, double>);
     blocked = _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_LE_OQ);
-    return V(_mm512_mask_mov_pd(x, _mm512_cmp_pd_mask(x, _mm512_setzero_pd(), _CMP_LT_OQ), _mm512_setzero_pd()));
   }
+  return ReluOp<T>::forward(x);
 }
 
 template <typename S>
