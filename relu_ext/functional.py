@@ -53,7 +53,12 @@ def _relu_save_mask_(input):
 _C._set_fallbacks((_relu, _relu_, _relu_save_mask, _relu_save_mask_))
 
 _is_compiling = torch.compiler.is_compiling  # under torch.compile and torch.export
-_is_exporting = getattr(torch.compiler, "is_exporting", _is_compiling)  # torch < 2.7 cannot tell them apart
+
+
+def _is_exporting():
+    # The flag torch.compiler.is_exporting() returns, read directly: Dynamo before torch 2.13 folds that call to True
+    # under torch.compile as well, which would drop the mask from every compiled graph.
+    return getattr(torch.compiler, "_is_exporting_flag", False)
 
 
 def _traced(input, in_place, save_mask):

@@ -74,7 +74,7 @@ def test_the_graph_holds_torchs_relu_or_relu_exts_op(opaque):
 
 @pytest.mark.parametrize("caller", [relu_ext.relu, relu_ext.ReLU()], ids=["functional", "module"])
 def test_a_change_of_the_setting_recompiles(monkeypatch, caller):
-    """The setting picks which C entries relu_ext calls; torch.compile guards on them (and its caches key on them)."""
+    """relu_ext reads the setting while Dynamo traces it; Dynamo guards on it (and its caches key on it)."""
     f = torch.compile(lambda x: caller(x) + 1, fullgraph=True)
     x = torch.randn(5, requires_grad=True)
     with torch._inductor.utils.fresh_inductor_cache():
@@ -85,8 +85,8 @@ def test_a_change_of_the_setting_recompiles(monkeypatch, caller):
 
 
 def test_relu_ext_imported_before_torch_dynamo(tmp_path):
-    """The usual order: torch._dynamo is not imported with relu_ext, and relu_ext registers its entries for the
-    graph when it is (relu_ext/_on_import.py); fullgraph=True would raise at a graph break."""
+    """The usual order: importing relu_ext does not import torch._dynamo, and a model compiled later traces without a
+    graph break (fullgraph=True would raise at one)."""
     code = ("import sys, torch, relu_ext\n"
             "assert 'torch._dynamo' not in sys.modules\n"
             "f = torch.compile(lambda x: relu_ext.ReLU()(x) * 3, fullgraph=True, backend='eager')\n"
