@@ -41,7 +41,7 @@ struct ReluOp : ReluScalar<T> {
   using ReluScalar<T>::backward;
   static V forward(V x) {
 #if defined(CPU_CAPABILITY_AVX512)
-    if constexpr (std::is_floating_point_v<S>) return max_zero(x);  // the instruction of torch's clamp_min
+    if constexpr (std::is_floating_point_v<S>) return max_zero(x);  // one vmaxps intrinsic (max_zero above)
 #endif
     return V::blendv(x, V(S(0)), x < V(S(0)));
   }
