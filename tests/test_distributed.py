@@ -1,9 +1,11 @@
 """Two processes (gloo, CPU, 127.0.0.1): SimpleModel with relu_ext.ReLU under DistributedDataParallel, and relu_ext on
 DTensors (tensor parallel)."""
+import faulthandler
 import gc
 import os
 import re
 import socket
+import sys
 
 import torch
 import torch.multiprocessing as mp
@@ -35,25 +37,42 @@ def train(model, x, y):
     return [p.detach().clone() for p in model.parameters()]
 
 
-def worker(rank, port, out_path):
+def run_rank(body, rank, port, out_path):
+    """One rank: joins the gloo group, runs body(rank), rank 0 saves what it returns to out_path, then leaves."""
+    faulthandler.enable()  # a native abort prints each thread's Python stack to the test's captured stderr
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
     try:
-        x, y = data()
-        shard = slice(rank * 16, rank * 16 + 16)
-        results = {}
-        for name, relu in (("relu_ext", relu_ext.ReLU()), ("nn", nn.ReLU())):
-            ddp = nn.parallel.DistributedDataParallel(make_model(relu))
-            results[name] = train(ddp, x[shard], y[shard])
-            del ddp
+        result = body(rank)
         if rank == 0:
-            torch.save(results, out_path)
-        # Both ranks done and the DDP reducers gone before the group is torn down: a rank that tore down gloo while
-        # the other still used it ended with "terminate called without an active exception" (SIGABRT), now and then.
+            torch.save(result, out_path)
+        # Both ranks done, and what held gloo work (DDP reducers, DTensors) freed, before the group is torn down.
+        del result
         gc.collect()
         torch.distributed.barrier()
     finally:
         torch.distributed.destroy_process_group()
+    # Leave without interpreter finalization, as multiprocessing's forked children do: a spawned child that ran it
+    # after a clean teardown still ended now and then in "terminate called without an active exception" (SIGABRT)
+    # from gloo's threads, on CI only, after its results were saved.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def ddp_body(rank):
+    x, y = data()
+    shard = slice(rank * 16, rank * 16 + 16)
+    results = {}
+    for name, relu in (("relu_ext", relu_ext.ReLU()), ("nn", nn.ReLU())):
+        ddp = nn.parallel.DistributedDataParallel(make_model(relu))
+        results[name] = train(ddp, x[shard], y[shard])
+        del ddp
+    return results
+
+
+def worker(rank, port, out_path):
+    run_rank(ddp_body, rank, port, out_path)
 
 
 def free_port():
@@ -131,49 +150,46 @@ def _tp_mlp(relu, mesh):
     return parallelize_module(model, mesh, {"0": ColwiseParallel(use_local_output=False), "2": RowwiseParallel()})
 
 
-def dtensor_worker(rank, port, out_path):
+def dtensor_body(rank):
     from torch.distributed.tensor import DTensor, Partial, Replicate, Shard, distribute_tensor, init_device_mesh
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
-    try:
-        mesh = init_device_mesh("cpu", (2,))
-        x = torch.randn(4, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-        local = torch.randn(4, 6, generator=torch.Generator().manual_seed(rank + 1), dtype=torch.float64)
-        inputs = {str(p): (lambda p=p: distribute_tensor(x, mesh, [p]).requires_grad_())
-                  for p in (Shard(0), Shard(1), Replicate())}
-        inputs["Partial"] = lambda: DTensor.from_local(local, mesh, [Partial()]).requires_grad_()
-        cells = {}
-        for placement, make_input in inputs.items():
-            theirs = _dtensor_results(torch.relu, make_input)
-            # In place on Partial, DTensor refuses torch.relu_ in recent torch (placement changes) and takes it in
-            # older releases: relu_ext's in-place entries do what torch.relu_ does.
-            theirs_ = _outcome(lambda t: torch.relu_(t * 1), make_input)
-            for name, relu in DTENSOR_ENTRIES.items():
-                in_place = "inplace" in name or "relu_" in name
-                mine = _outcome(relu, make_input)
-                expected = theirs_ if in_place else theirs
-                if isinstance(expected, str) or isinstance(mine, str):
-                    cells[placement, name] = mine == expected
-                else:
-                    cells[placement, name] = (mine[0] == expected[0] and mine[2] == expected[2]
-                                              and torch.equal(mine[1], expected[1])
-                                              and torch.equal(mine[3], expected[3]))
-        weights = {}
-        data_x = torch.randn(8, 10, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-        for label, relu in (("relu_ext", relu_ext.ReLU(save_mask=True)), ("nn", nn.ReLU())):
-            model = _tp_mlp(relu, mesh)
-            opt = torch.optim.SGD(model.parameters(), lr=0.1)
-            for _ in range(2):
-                opt.zero_grad()
-                model(data_x).pow(2).sum().backward()
-                opt.step()
-            weights[label] = [p.full_tensor() for p in model.parameters()]
-        if rank == 0:
-            torch.save({"cells": cells, "weights": weights}, out_path)
-        torch.distributed.barrier()
-    finally:
-        torch.distributed.destroy_process_group()
+    mesh = init_device_mesh("cpu", (2,))
+    x = torch.randn(4, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    local = torch.randn(4, 6, generator=torch.Generator().manual_seed(rank + 1), dtype=torch.float64)
+    inputs = {str(p): (lambda p=p: distribute_tensor(x, mesh, [p]).requires_grad_())
+              for p in (Shard(0), Shard(1), Replicate())}
+    inputs["Partial"] = lambda: DTensor.from_local(local, mesh, [Partial()]).requires_grad_()
+    cells = {}
+    for placement, make_input in inputs.items():
+        theirs = _dtensor_results(torch.relu, make_input)
+        # In place on Partial, DTensor refuses torch.relu_ in recent torch (placement changes) and takes it in
+        # older releases: relu_ext's in-place entries do what torch.relu_ does.
+        theirs_ = _outcome(lambda t: torch.relu_(t * 1), make_input)
+        for name, relu in DTENSOR_ENTRIES.items():
+            in_place = "inplace" in name or "relu_" in name
+            mine = _outcome(relu, make_input)
+            expected = theirs_ if in_place else theirs
+            if isinstance(expected, str) or isinstance(mine, str):
+                cells[placement, name] = mine == expected
+            else:
+                cells[placement, name] = (mine[0] == expected[0] and mine[2] == expected[2]
+                                          and torch.equal(mine[1], expected[1])
+                                          and torch.equal(mine[3], expected[3]))
+    weights = {}
+    data_x = torch.randn(8, 10, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    for label, relu in (("relu_ext", relu_ext.ReLU(save_mask=True)), ("nn", nn.ReLU())):
+        model = _tp_mlp(relu, mesh)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for _ in range(2):
+            opt.zero_grad()
+            model(data_x).pow(2).sum().backward()
+            opt.step()
+        weights[label] = [p.full_tensor() for p in model.parameters()]
+    return {"cells": cells, "weights": weights}
+
+
+def dtensor_worker(rank, port, out_path):
+    run_rank(dtensor_body, rank, port, out_path)
 
 
 def test_dtensor_entries_and_tensor_parallel_mlp_match_torch(tmp_path):
