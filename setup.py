@@ -17,6 +17,12 @@ from importlib import metadata
 import torch
 from setuptools import setup
 
+# torch 2.6 and older: another compiled-autograd interface, and no torch.compiler.is_exporting (tools/ checks the
+# releases; docs/BUILD.md has the table).
+if tuple(int(part) for part in re.findall(r"\d+", torch.__version__)[:2]) < (2, 7):
+    sys.exit(f"relu_ext needs torch 2.7 or newer; torch {torch.__version__} is installed. "
+             "Upgrade it (`pip install -U torch`) and build again.")
+
 # With no GPU visible and no list given, torch would build for every arch it knows (slow). This list runs on Ampere
 # (sm_80 SASS, also loaded by sm_86/sm_89), Hopper (sm_90 SASS) and newer GPUs (sm_90 PTX, compiled at load).
 DEFAULT_ARCH_LIST = "8.0;9.0+PTX"

@@ -10,7 +10,6 @@
 #include <torch/csrc/autograd/functions/utils.h>
 #include <torch/csrc/dynamo/compiled_autograd.h>
 #include <torch/library.h>
-#include <torch/version.h>
 
 #include <memory>
 #include <mutex>
@@ -152,13 +151,12 @@ struct ReluExtNode : public torch::autograd::Node {
   }
 
   // Compiled autograd: the saved tensor and strides are the Node's only state.
-#if TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 7
   void compiled_args(torch::dynamo::autograd::CompiledNodeArgs& args) const override {
     args.collect(saved_, /*is_output=*/kInputs == 1 && !kMask);
     args.collect(result_stride_);
   }
 
-  // From torch 2.7 compiled autograd calls a Node's backward as a function of its packed state (as torch's own
+  // Compiled autograd calls a Node's backward as a function of its packed state (as torch's own
   // generated Nodes do), so that the graph it traces holds the ops that function runs.
   variable_list apply_with_saved(const variable_list& grads,
                                  torch::dynamo::autograd::SwapSavedVariables& saved) override {
@@ -195,23 +193,6 @@ struct ReluExtNode : public torch::autograd::Node {
     const auto result_stride = packed.unpack<std::vector<c10::SymInt>>();
     return gradients(grads, saved, result_stride, needed[0], kInputs == 2 && needed[1]);
   }
-#else
-  void compiled_args(torch::dynamo::autograd::CompiledNodeArgs& args) override {
-    args.collect(saved_, /*is_output=*/kInputs == 1 && !kMask);
-    args.collect(result_stride_);
-  }
-
-  // Before torch 2.7 compiled autograd traces apply() itself, on its own stand-ins for the saved state.
-  variable_list apply_with_saved(const variable_list& grads,
-                                 torch::dynamo::autograd::SwapSavedVariables& saved) override {
-    saved.before(saved_);
-    saved.before(result_stride_);
-    variable_list grad_inputs = apply(variable_list(grads));
-    saved.after(saved_);
-    saved.after(result_stride_);
-    return grad_inputs;
-  }
-#endif
 };
 using ReluNode = ReluExtNode<1, Saved::kPlain>;
 using ReluBackwardNode = ReluExtNode<2, Saved::kPlain>;
