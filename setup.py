@@ -19,7 +19,7 @@ from setuptools import setup
 
 # torch 2.6 and older: another compiled-autograd interface, and no torch.compiler.is_exporting (tools/ checks the
 # releases; docs/BUILD.md has the table).
-if tuple(int(part) for part in re.findall(r"\d+", torch.__version__)[:2]) < (2, 7):
+if torch.__version__ < "2.7.0.dev0":  # a TorchVersion: compares as a release number; 2.7 nightlies pass
     sys.exit(f"relu_ext needs torch 2.7 or newer; torch {torch.__version__} is installed. "
              "Upgrade it (`pip install -U torch`) and build again.")
 

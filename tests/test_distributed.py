@@ -71,21 +71,17 @@ def ddp_body(rank):
     return results
 
 
-def worker(rank, port, out_path):
-    run_rank(ddp_body, rank, port, out_path)
-
-
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def run_two_processes(target, out_path):
-    """target(rank, port, out_path) in two spawned processes; returns what rank 0 saved to out_path."""
+def run_two_processes(body, out_path):
+    """run_rank(body, ...) in two spawned processes; returns what rank 0's body returned."""
     ctx = mp.get_context("spawn")
     port = free_port()
-    procs = [ctx.Process(target=target, args=(rank, port, out_path)) for rank in range(2)]
+    procs = [ctx.Process(target=run_rank, args=(body, rank, port, out_path)) for rank in range(2)]
     for p in procs:
         p.start()
     try:
@@ -101,7 +97,7 @@ def run_two_processes(target, out_path):
 
 
 def test_ddp_two_processes_match_one_process(tmp_path):
-    results = run_two_processes(worker, str(tmp_path / "weights.pt"))
+    results = run_two_processes(ddp_body, str(tmp_path / "weights.pt"))
     for mine, theirs in zip(results["relu_ext"], results["nn"]):
         assert_same(mine, theirs)  # DDP with relu_ext.ReLU == DDP with nn.ReLU, bit for bit
     x, y = data()
@@ -188,12 +184,8 @@ def dtensor_body(rank):
     return {"cells": cells, "weights": weights}
 
 
-def dtensor_worker(rank, port, out_path):
-    run_rank(dtensor_body, rank, port, out_path)
-
-
 def test_dtensor_entries_and_tensor_parallel_mlp_match_torch(tmp_path):
-    results = run_two_processes(dtensor_worker, str(tmp_path / "dtensor.pt"))
+    results = run_two_processes(dtensor_body, str(tmp_path / "dtensor.pt"))
     assert len(results["cells"]) == 4 * len(DTENSOR_ENTRIES)
     assert [cell for cell, same in results["cells"].items() if not same] == []
     for mine, theirs in zip(results["weights"]["relu_ext"], results["weights"]["nn"]):
