@@ -3,8 +3,10 @@
 Each case times relu_ext and its peers with torch.utils.benchmark, taking turns (timing.py); the ratio is torch's
 time / relu_ext's, paired by round (above 1: relu_ext is faster). Rows: forward (against torch.relu, nn.ReLU and
 torch.compile(torch.relu)), in place (torch.relu_), backward (aten.threshold_backward), the forward and backward
-with their fraction of a plain copy of the same bytes; save_mask=True's forward (against the plain forward) and its
-backward from the mask (against aten.threshold_backward); and SimpleModel training steps, eager and compiled.
+with their fraction of a plain copy of the same bytes; for float32, each of the three beside its A/A control
+(torch against itself: the scatter of a ratio when nothing differs); save_mask=True's forward (against the plain
+forward) and its backward from the mask (against aten.threshold_backward); and SimpleModel training steps, eager
+and compiled.
 
     python benchmarks/benchmark.py --quick                  # about a minute on a 2-core machine
     python benchmarks/benchmark.py --json out.json --plot out.png --markdown out.md

@@ -93,9 +93,23 @@ def compiled_relu_peer(device):
         return None
 
 
+# The dtypes whose op rows are each followed by an A/A control (float32: where relu_ext's targets are parity).
+CONTROLLED = ("float32",)
+
+
+def op_case(runner, device, op, dtype_name, numel, bytes_moved, impls, copy_time):
+    """One op row; for a CONTROLLED dtype, then its A/A control: torch's impl (the second) against itself, the same
+    statement on the same tensors, which shows how far this run's ratios scatter when nothing differs."""
+    runner.case(device, op, dtype_name, numel, bytes_moved, impls, copy_time)
+    if dtype_name in CONTROLLED:
+        name, impl = list(impls.items())[1]
+        runner.case(device, f"{op}, A/A control", dtype_name, numel, bytes_moved, {name: impl, f"{name} again": impl},
+                    None)
+
+
 def run_ops(runner, device, dtypes, sizes, compiled_relu):
     """Forward, in place and backward per dtype and size, against torch (forward and backward also against a plain copy
-    of the same bytes)."""
+    of the same bytes), each with its A/A control for the CONTROLLED dtypes."""
     for dtype_name in dtypes:
         for exp in sizes:
             numel = 2**exp
@@ -109,17 +123,17 @@ def run_ops(runner, device, dtypes, sizes, compiled_relu):
                      "nn.ReLU": ("f(x)", {"f": nn.ReLU(), "x": x})}
             if compiled_relu is not None:
                 impls["compile(torch.relu)"] = ("f(x)", {"f": compiled_relu, "x": x})
-            runner.case(device, "forward", dtype_name, numel, 2 * nbytes, impls, copy_time)
+            op_case(runner, device, "forward", dtype_name, numel, 2 * nbytes, impls, copy_time)
             y = x.clone()
-            runner.case(device, "forward in-place", dtype_name, numel, 2 * nbytes,
-                        {"relu_ext": ("f(y)", {"f": relu_ext.relu_, "y": y}),
-                         "torch.relu_": ("f(y)", {"f": torch.relu_, "y": y})}, None)  # no copy to compare: it
+            op_case(runner, device, "forward in-place", dtype_name, numel, 2 * nbytes,
+                    {"relu_ext": ("f(y)", {"f": relu_ext.relu_, "y": y}),
+                     "torch.relu_": ("f(y)", {"f": torch.relu_, "y": y})}, None)  # no copy to compare: it
             # writes lines it has just read, which a copy into other memory cannot
             genv = {"g": torch.randn(x.shape, device=device).to(x.dtype), "r": torch.relu(x)}
-            runner.case(device, "backward", dtype_name, numel, 3 * nbytes,
-                        {"relu_ext": ("f(g, r)", dict(genv, f=torch.ops.relu_ext.relu_backward)),
-                         "threshold_backward": ("f(g, r, 0)", dict(genv, f=torch.ops.aten.threshold_backward))},
-                        copy_time * 1.5)
+            op_case(runner, device, "backward", dtype_name, numel, 3 * nbytes,
+                    {"relu_ext": ("f(g, r)", dict(genv, f=torch.ops.relu_ext.relu_backward)),
+                     "threshold_backward": ("f(g, r, 0)", dict(genv, f=torch.ops.aten.threshold_backward))},
+                    copy_time * 1.5)
             del x, out, y, genv, impls
 
 

@@ -36,7 +36,9 @@ def ratio_tables(rows):
         if sel:
             lines += ["| op | dtype | peer | " + " | ".join(size_label(n) for n in sizes) + " |",
                       "|---|---|---|" + "---|" * len(sizes)]
-        for op, dtype in sorted({(r["op"], r["dtype"]) for r in sel}, key=lambda k: (k[1], k[0])):
+        # By dtype, then op, each A/A control under the row it controls.
+        order = sorted({(r["op"], r["dtype"]) for r in sel}, key=lambda k: (k[1], k[0].split(",")[0], k[0]))
+        for op, dtype in order:
             cells = {r["numel"]: r for r in sel if (r["op"], r["dtype"]) == (op, dtype)}
             peers = list(next(iter(cells.values()))["ratios"])
             for peer in peers:
@@ -62,7 +64,9 @@ def markdown(info, rows):
             f"CPU capability {info['cpu_capability']}, THP_MEM_ALLOC_ENABLE={info['thp_mem_alloc']}, {info['date']}.",
             "", "Ratio = torch's time / relu_ext's in the same round, the median over "
             f"{info['sweeps']} sweeps x {info['rounds']} rounds, the impls taking turns (above 1: relu_ext is "
-            "faster); in brackets, the 95% bootstrap interval of the ratio against torch over the paired rounds.", ""]
+            "faster); in brackets, the 95% bootstrap interval of the ratio against torch over the paired rounds. An "
+            "A/A control row times torch's impl of the row above it against itself: how far a ratio scatters here "
+            "when nothing differs.", ""]
     return "\n".join(head) + ratio_tables(rows)
 
 
@@ -74,7 +78,7 @@ def plot(rows, path):
     except ImportError:
         print(f"note: --plot needs matplotlib (pip install matplotlib); no plot written to {path}")
         return
-    panels = sorted({(r["device"], r["op"], r["dtype"]) for r in rows if r["bytes"]})
+    panels = sorted({(r["device"], r["op"], r["dtype"]) for r in rows if r["bytes"] and "control" not in r["op"]})
     cols = 3
     nrows = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(nrows, cols, figsize=(6 * cols, 4 * nrows), squeeze=False)
