@@ -1,6 +1,6 @@
 // The CPU kernels, compiled once per CPU capability as ATen's native/cpu kernels are: the including file sets the
 // instruction set and CPU_CAPABILITY, which names the inline namespace, so each copy of at::vec has its own symbols;
-// relu_cpu.cpp picks the copy torch itself uses on this CPU.
+// relu_cpu.cpp picks the copy for the capability torch reports on this CPU.
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 
@@ -353,9 +353,11 @@ void forward(const ElementwisePlan& plan, at::ScalarType dtype) {
   dispatch_dtype(dtype, [&](auto tag) { relu_forward_kernel<decltype(tag)>(plan); });
 }
 
+#if !defined(CPU_CAPABILITY_AVX512)  // AVX-512 CPUs run the AVX2 copy's backward (relu_cpu.cpp)
 void backward(const ElementwisePlan& plan, at::ScalarType dtype) {
   dispatch_dtype(dtype, [&](auto tag) { relu_backward_kernel<decltype(tag)>(plan); });
 }
+#endif
 
 void forward_mask(const ElementwisePlan& plan, uint8_t* mask, at::ScalarType dtype) {
   dispatch_floating_dtype(dtype, [&](auto tag) { relu_mask_forward_kernel<decltype(tag)>(plan, mask); });
@@ -366,7 +368,11 @@ void backward_mask(const ElementwisePlan& plan, const uint8_t* mask, at::ScalarT
 }
 
 extern const Kernels kernels;
+#if defined(CPU_CAPABILITY_AVX512)
+const Kernels kernels = {&forward, nullptr, &forward_mask, &backward_mask};
+#else
 const Kernels kernels = {&forward, &backward, &forward_mask, &backward_mask};
+#endif
 
 }  // namespace CPU_CAPABILITY
 }  // namespace cpu

@@ -23,12 +23,17 @@ extern const Kernels kernels;
 }
 #endif
 
-// The instruction set torch itself uses on this CPU (ATEN_CPU_CAPABILITY can lower it).
+// The copy for the instruction set torch reports on this CPU (ATEN_CPU_CAPABILITY can lower it). On AVX-512 CPUs the
+// backward is the AVX2 copy's, as torch's threshold_backward, which has no AVX-512 copy, runs there: the AVX-512
+// blend was up to 1.18x slower (docs/PERFORMANCE.md). The forward's AVX-512 forms are faster than AVX2's.
 static const Kernels& kernels() {
-  static const Kernels& chosen = []() -> const Kernels& {
+  static const Kernels chosen = []() -> Kernels {
 #if defined(__x86_64__) && defined(__GNUC__)
     const std::string capability = at::get_cpu_capability();
-    if (capability == "AVX512") return AVX512::kernels;
+    if (capability == "AVX512") {
+      return {AVX512::kernels.forward, AVX2::kernels.backward, AVX512::kernels.forward_mask,
+              AVX512::kernels.backward_mask};
+    }
     if (capability == "AVX2") return AVX2::kernels;
 #endif
     return DEFAULT::kernels;
