@@ -40,8 +40,9 @@ def test_quick_run_writes_documented_json(tmp_path):
             assert key in row, key
         names = list(row["times_s"])
         if (row["op"], row["dtype"]) in controls:  # torch's impl of the case it follows, twice
-            peer = {"forward": "torch.relu", "forward in-place": "torch.relu_", "backward": "threshold_backward"}
-            assert names == [peer[row["op"].split(",")[0]], peer[row["op"].split(",")[0]] + " again"]
+            peer = {"forward": "torch.relu", "forward in-place": "torch.relu_",
+                    "backward": "threshold_backward"}[row["op"].split(",")[0]]
+            assert names == [peer, peer + " again"]
         else:
             assert names[0] == "relu_ext"
         assert all(t > 0 for t in row["times_s"].values()) and row["ratio_vs_torch"] > 0

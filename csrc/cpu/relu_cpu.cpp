@@ -24,8 +24,8 @@ extern const Kernels kernels;
 #endif
 
 // The copy for the instruction set torch reports on this CPU (ATEN_CPU_CAPABILITY can lower it). On AVX-512 CPUs the
-// backward is the AVX2 copy's, as torch's threshold_backward, which has no AVX-512 copy, runs there: the AVX-512
-// blend was up to 1.18x slower (docs/PERFORMANCE.md). The forward's AVX-512 forms are faster than AVX2's.
+// backward is the AVX2 copy's, the instruction set torch's own relu backward runs there: relu_ext's AVX-512 blend
+// was up to 1.18x slower (docs/PERFORMANCE.md). The forward's AVX-512 forms are faster than AVX2's.
 static const Kernels& kernels() {
   static const Kernels chosen = []() -> Kernels {
 #if defined(__x86_64__) && defined(__GNUC__)
